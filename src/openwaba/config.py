@@ -1,0 +1,102 @@
+"""One Settings object, read once from the environment (`OPENWABA_*`).
+
+Command-line options of `openwaba serve` override the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from openwaba.domain.errors import ConfigError
+from openwaba.domain.retry import DEFAULT_DELAYS, DEFAULT_HORIZON, DEFAULT_JITTER, RetryPolicy, parse_delays
+
+_PREFIX = "OPENWABA_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("./openwaba-data")
+    # sandbox seed: fixed in advance by scripts and test suites, random otherwise
+    sandbox_api_key: str | None = None
+    sandbox_phone_number: str = "15550001234"
+    sandbox_users: tuple[str, ...] = ()
+    # seconds after acceptance at which the sandbox reports sent, delivered, read
+    sandbox_status_delays: tuple[float, float, float] = (0.0, 0.05, 0.1)
+    # delivery engine
+    retry_delays: tuple[float, ...] = DEFAULT_DELAYS
+    retry_horizon: float = DEFAULT_HORIZON
+    retry_jitter: float = DEFAULT_JITTER
+    webhook_timeout: float = 10.0
+    delivery_concurrency: int = 64
+    # `manual` lets POST /sandbox/clock move time forward (tests, demos)
+    clock: str = "system"
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "openwaba.db"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(delays=self.retry_delays, horizon=self.retry_horizon, jitter=self.retry_jitter)
+
+    def with_overrides(self, **values: object) -> Settings:
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(_PREFIX + name)
+            return value if value not in (None, "") else None
+
+        values: dict[str, object] = {}
+        try:
+            for name, convert in _CONVERTERS.items():
+                raw = get(name.upper())
+                if raw is not None:
+                    values[name] = convert(raw)
+        except ValueError as exc:
+            raise ConfigError(f"invalid setting: {exc}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.clock not in ("system", "manual"):
+            raise ConfigError("OPENWABA_CLOCK must be 'system' or 'manual'")
+        try:
+            settings.retry_policy()
+        except ValueError as exc:
+            raise ConfigError(f"invalid retry settings: {exc}") from None
+        return settings
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _three_delays(raw: str) -> tuple[float, float, float]:
+    delays = parse_delays(raw)
+    if len(delays) != 3:
+        raise ValueError("OPENWABA_SANDBOX_STATUS_DELAYS needs three numbers: sent,delivered,read")
+    return (delays[0], delays[1], delays[2])
+
+
+_CONVERTERS = {
+    "host": str,
+    "port": int,
+    "data_dir": Path,
+    "sandbox_api_key": str,
+    "sandbox_phone_number": str,
+    "sandbox_users": _csv,
+    "sandbox_status_delays": _three_delays,
+    "retry_delays": parse_delays,
+    "retry_horizon": float,
+    "retry_jitter": float,
+    "webhook_timeout": float,
+    "delivery_concurrency": int,
+    "clock": str,
+    "log_level": str,
+}

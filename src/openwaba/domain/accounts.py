@@ -1,0 +1,43 @@
+"""The account model: WABAs, their phone numbers (channels), simulated users."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ChannelFormat(enum.Enum):
+    """Which API generation a channel belongs to; decides its webhook format."""
+
+    CLOUD = "cloud"
+
+
+@dataclass(frozen=True, slots=True)
+class Waba:
+    id: str  # Meta-style numeric string; rendered as `entry[].id`
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One business phone number and everything that is configured per number."""
+
+    id: int
+    waba_id: str
+    phone_number: str  # display number, digits only
+    phone_number_id: str
+    format: ChannelFormat
+    connector: str  # "sandbox" or "meta"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxUser:
+    """A simulated WhatsApp user of the sandbox connector."""
+
+    wa_id: str
+    name: str
+    user_id: str  # business-scoped user id (BSUID) shown in webhooks
+
+    def contact(self) -> dict[str, object]:
+        """The `contacts[]` entry WhatsApp puts beside this user's messages and statuses."""
+        return {"profile": {"name": self.name}, "wa_id": self.wa_id, "user_id": self.user_id}

@@ -1,0 +1,53 @@
+"""Webhook destinations, deliveries and attempts: the delivery engine's model."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class DeliveryState(enum.Enum):
+    PENDING = "pending"  # waiting for its next attempt (or its first)
+    DELIVERED = "delivered"  # a receiver answered HTTP 200
+    DEAD = "dead"  # the retry horizon passed without a 200
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a channel's events are posted."""
+
+    id: int
+    channel_id: int
+    name: str  # "main" for the phone-number webhook
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery claimed for an attempt, with everything needed to make it."""
+
+    id: int
+    event_id: str
+    order_key: str  # deliveries with the same key and destination go one at a time
+    created_at: float  # when the event happened: the retry horizon counts from here
+    attempts: int  # attempts already made
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one HTTP attempt produced; success means exactly HTTP 200."""
+
+    delivery_id: int
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code == 200

@@ -1,0 +1,62 @@
+"""Identifier formats: wamids, event ids, conversation ids, API keys.
+
+wamids are built the way WhatsApp's look when decoded (a compact struct holding
+the user's wa_id, a direction flag and a random key, base64-encoded), so
+clients that log or pattern-match them see realistic values. They stay opaque.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, sortable
+
+
+def wamid(wa_id: str, *, outbound: bool) -> str:
+    """A new message id for a message to or from `wa_id`."""
+    digits = wa_id.encode()
+    key = secrets.token_hex(9 if outbound else 10).upper().encode()
+    raw = (
+        b"\x1c\x18" + bytes([len(digits)]) + digits + b"\x15\x02\x00"
+        + (b"\x11" if outbound else b"\x12")
+        + b"\x18" + bytes([len(key)]) + key + b"\x00"
+    )
+    return "wamid." + base64.b64encode(raw).decode()
+
+
+def event_id() -> str:
+    """A time-sortable unique id (`evt_` + 26 chars), stable across retries."""
+    millis = int(time.time() * 1000)
+    value = (millis << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "evt_" + "".join(reversed(chars))
+
+
+def numeric_id(digits: int = 15) -> str:
+    """A Meta-style numeric id (WABA, phone number id, media id)."""
+    first = secrets.choice("123456789")
+    return first + "".join(secrets.choice("0123456789") for _ in range(digits - 1))
+
+
+def conversation_id() -> str:
+    return secrets.token_hex(16)
+
+
+def business_scoped_user_id(country: str = "US") -> str:
+    """A BSUID as Meta adds to webhooks since 2026 (`US.1349...`)."""
+    return f"{country}.{numeric_id(20)}"
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def hash_api_key(key: str) -> str:
+    """Keys are stored as SHA-256 digests; a key is 144 random bits, so no salt is needed."""
+    return hashlib.sha256(key.encode()).hexdigest()

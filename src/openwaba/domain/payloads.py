@@ -1,0 +1,87 @@
+"""Webhook payloads: splitting Meta's notifications into events, and rendering
+events in the format a channel's receivers expect.
+
+Everything that happens (a status, an inbound message, an out-of-band error)
+enters openwaba as Meta's `whatsapp_business_account` notification. Ingest
+splits it into one event per item so every item is delivered, retried and
+de-duplicated on its own; each event keeps a complete `value` (metadata and
+the contacts that belong to its item) so it renders without further lookups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+EventKind = Literal["message", "status", "error"]
+
+_ITEM_KEYS: tuple[tuple[str, EventKind], ...] = (
+    ("messages", "message"),
+    ("statuses", "status"),
+    ("errors", "error"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventItem:
+    """One item of a Meta notification, with the `value` it renders from."""
+
+    kind: EventKind
+    phone_number_id: str
+    value: dict[str, Any]  # messaging_product, metadata, contacts?, and one item list
+
+    @property
+    def item(self) -> dict[str, Any]:
+        key = {"message": "messages", "status": "statuses", "error": "errors"}[self.kind]
+        return self.value[key][0]
+
+    @property
+    def wa_id(self) -> str | None:
+        item = self.item
+        return item.get("from") or item.get("recipient_id")
+
+
+def split_notification(notification: dict[str, Any]) -> list[EventItem]:
+    """Meta's `{object, entry[].changes[].value}` -> one EventItem per message/status/error."""
+    items: list[EventItem] = []
+    for entry in notification.get("entry") or ():
+        for change in entry.get("changes") or ():
+            if change.get("field", "messages") != "messages":
+                continue
+            value = change.get("value") or {}
+            metadata = value.get("metadata") or {}
+            phone_number_id = str(metadata.get("phone_number_id", ""))
+            contacts = value.get("contacts")
+            for key, kind in _ITEM_KEYS:
+                for item in value.get(key) or ():
+                    single: dict[str, Any] = {
+                        "messaging_product": value.get("messaging_product", "whatsapp"),
+                        "metadata": metadata,
+                    }
+                    own = _contacts_for(contacts, item)
+                    if own:
+                        single["contacts"] = own
+                    single[key] = [item]
+                    items.append(EventItem(kind, phone_number_id, single))
+    return items
+
+
+def _contacts_for(contacts: list[dict[str, Any]] | None, item: dict[str, Any]) -> list[dict[str, Any]]:
+    if not contacts:
+        return []
+    wa_id = item.get("from") or item.get("recipient_id")
+    own = [c for c in contacts if c.get("wa_id") == wa_id]
+    return own or contacts
+
+
+def render_cloud(waba_id: str, value: dict[str, Any]) -> bytes:
+    """The Cloud API envelope, serialised once so the exact bytes can be signed.
+
+    Compact separators and `\\uXXXX` escapes match what Meta posts.
+    """
+    envelope = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "changes": [{"value": value, "field": "messages"}]}],
+    }
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=True).encode()

@@ -1,0 +1,54 @@
+"""When a failed webhook delivery is tried again.
+
+The schedule is a list of growing delays (after the first attempt, which is
+immediate), repeated at its last value until the horizon. Each delay gets a
+bounded random jitter so that many deliveries failing together do not retry
+in lock-step. No attempt is ever scheduled after the horizon: when the next
+delay would overshoot, one final attempt is made at the horizon itself.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+DEFAULT_DELAYS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
+DEFAULT_HORIZON = 24 * 3600.0
+DEFAULT_JITTER = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """`delays[i]` is the wait after the (i+1)-th failed attempt."""
+
+    delays: tuple[float, ...] = DEFAULT_DELAYS
+    horizon: float = DEFAULT_HORIZON
+    jitter: float = DEFAULT_JITTER  # fraction of the delay, added on top: [d, d * (1 + jitter)]
+    _rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.delays or any(d < 0 for d in self.delays):
+            raise ValueError("retry delays must be a non-empty list of non-negative seconds")
+        if any(b < a for a, b in zip(self.delays, self.delays[1:])):
+            raise ValueError("retry delays must not shrink")
+        if self.horizon <= 0 or not 0 <= self.jitter <= 1:
+            raise ValueError("horizon must be positive and jitter within [0, 1]")
+
+    def base_delay(self, failed_attempts: int) -> float:
+        """The un-jittered wait after `failed_attempts` failures (>= 1)."""
+        index = min(failed_attempts, len(self.delays)) - 1
+        return self.delays[index]
+
+    def next_attempt_at(self, created_at: float, failed_attempts: int, now: float) -> float | None:
+        """When to try again after the `failed_attempts`-th failure, or None: dead-letter."""
+        deadline = created_at + self.horizon
+        if now >= deadline:
+            return None
+        delay = self.base_delay(failed_attempts)
+        delay += delay * self.jitter * self._rng.random()
+        return min(now + delay, deadline)
+
+
+def parse_delays(text: str) -> tuple[float, ...]:
+    """`"5,30,120"` -> (5.0, 30.0, 120.0); used for settings."""
+    return tuple(float(part) for part in text.split(",") if part.strip())

@@ -1,0 +1,84 @@
+"""The composition root: builds storage, clock, connectors and services from
+Settings, and runs the background workers for the lifetime of the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from openwaba.clock import Clock, ManualClock
+from openwaba.config import Settings
+from openwaba.connectors.base import Connector
+from openwaba.connectors.sandbox import SandboxConnector
+from openwaba.domain.errors import StateError
+from openwaba.services.accounts import Accounts, SandboxSeed
+from openwaba.services.delivery import Dispatcher
+from openwaba.services.ingest import Ingest
+from openwaba.services.sending import Sending
+from openwaba.services.webhooks import Webhooks
+from openwaba.storage.base import Storage
+from openwaba.storage.sqlite import SQLiteStorage
+
+log = logging.getLogger("openwaba")
+
+_CLOCK_OFFSET = "clock.offset"
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clock: Clock = ManualClock() if settings.clock == "manual" else Clock()
+        self.storage: Storage = SQLiteStorage(settings.database_path)
+        self.accounts = Accounts(self.storage, self.clock)
+        self.webhooks = Webhooks(self.storage)
+        self.dispatcher = Dispatcher(
+            self.storage, self.clock, settings.retry_policy(), settings.webhook_timeout, settings.delivery_concurrency
+        )
+        self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake)
+        self.sandbox = SandboxConnector(self.storage, self.ingest, self.clock, settings.sandbox_status_delays)
+        connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
+        self.sending = Sending(self.storage, self.accounts, connectors, self.clock)
+        self.clock.on_change(self.dispatcher.wake)
+        self.seed: SandboxSeed | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.storage.open()
+        # This process owns the data directory (the storage holds a lock on it),
+        # so leases left by a killed predecessor can be dropped at once.
+        await self.storage.release_leases()
+        if isinstance(self.clock, ManualClock):
+            self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
+        s = self.settings
+        self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
+        recovered = await self.sending.recover()
+        if recovered:
+            log.info("re-queued %d accepted messages for hand-over", recovered)
+        self._tasks = [
+            asyncio.create_task(self.sending.run_handover(), name="handover"),
+            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(_crash_loudly)
+
+    async def advance_clock(self, seconds: float) -> float:
+        if not isinstance(self.clock, ManualClock):
+            raise StateError("the clock is the system clock; start openwaba with OPENWABA_CLOCK=manual to move it")
+        self.clock.advance(seconds)
+        await self.storage.set_value(_CLOCK_OFFSET, repr(self.clock.offset))
+        return self.clock.now()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.storage.close()
+
+
+def _crash_loudly(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("background worker %s stopped", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,111 @@
+"""WABAs, channels, API keys and the sandbox's first-start seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openwaba.clock import Clock
+from openwaba.domain import ids
+from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser, Waba
+from openwaba.domain.errors import AuthError, NotFoundError
+from openwaba.storage.base import Storage
+
+_DEFAULT_USERS = (
+    ("15551230001", "Alice Example"),
+    ("15551230002", "Bruno Example"),
+    ("15551230003", "Chen Example"),
+)
+_SEEDED = "sandbox.seeded"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxSeed:
+    """What the first start created, for the start-up summary."""
+
+    channel: Channel
+    api_key: str | None  # None when the key was made on an earlier start and is not known any more
+    users: list[SandboxUser]
+    created: bool
+
+
+class Accounts:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._by_key: dict[str, Channel | None] = {}
+        self._by_phone_number_id: dict[str, Channel] = {}
+
+    async def authenticate(self, api_key: str | None) -> Channel:
+        """The channel an API key belongs to; AuthError for a missing or unknown key."""
+        if not api_key:
+            raise AuthError("Missing D360-API-KEY header")
+        # Lookup is by SHA-256 digest, so response time does not depend on how
+        # much of a guessed key matches a real one.
+        digest = ids.hash_api_key(api_key)
+        if digest in self._by_key:
+            channel = self._by_key[digest]
+        else:
+            channel = await self._storage.channel_for_key(digest)
+            if len(self._by_key) > 10_000:
+                self._by_key.clear()  # bounded: unknown keys must not grow memory
+            self._by_key[digest] = channel
+        if channel is None:
+            raise AuthError("Invalid API key")
+        return channel
+
+    async def by_phone_number_id(self, phone_number_id: str) -> Channel:
+        channel = self._by_phone_number_id.get(phone_number_id)
+        if channel is None:
+            for known in await self._storage.channels():
+                self._by_phone_number_id[known.phone_number_id] = known
+            channel = self._by_phone_number_id.get(phone_number_id)
+        if channel is None:
+            raise NotFoundError(f"no channel has phone_number_id {phone_number_id}")
+        return channel
+
+    async def by_id(self, channel_id: int) -> Channel:
+        for channel in self._by_phone_number_id.values():
+            if channel.id == channel_id:
+                return channel
+        for channel in await self._storage.channels():
+            self._by_phone_number_id[channel.phone_number_id] = channel
+            if channel.id == channel_id:
+                return channel
+        raise NotFoundError(f"no channel with id {channel_id}")
+
+    async def set_api_key(self, channel: Channel, api_key: str) -> None:
+        await self._storage.replace_api_key(channel.id, ids.hash_api_key(api_key), self._clock.now())
+        self._by_key.clear()
+
+    async def seed_sandbox(self, api_key: str | None, phone_number: str, user_ids: tuple[str, ...]) -> SandboxSeed:
+        """On first start create a demo WABA, number, key and users; later, load them.
+
+        A key fixed in settings is (re)applied on every start, so scripts can rely on it.
+        """
+        channels = await self._storage.channels()
+        if await self._storage.get_value(_SEEDED) and channels:
+            channel = channels[0]
+            if api_key:
+                await self.set_api_key(channel, api_key)
+            return SandboxSeed(channel, api_key, await self._storage.sandbox_users(channel.id), created=False)
+        now = self._clock.now()
+        waba = Waba(ids.numeric_id(), "openwaba sandbox")
+        await self._storage.create_waba(waba, now)
+        channel = await self._storage.create_channel(
+            waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", now
+        )
+        key = api_key or ids.new_api_key()
+        await self.set_api_key(channel, key)
+        users = _seed_users(user_ids)
+        await self._storage.add_sandbox_users(channel.id, users)
+        await self._storage.set_value(_SEEDED, "1")
+        return SandboxSeed(channel, key, users, created=True)
+
+
+def _seed_users(user_ids: tuple[str, ...]) -> list[SandboxUser]:
+    if user_ids:
+        names = [f"Sandbox User {i + 1}" for i in range(len(user_ids))]
+        pairs = list(zip(user_ids, names))
+    else:
+        pairs = list(_DEFAULT_USERS)
+    return [SandboxUser(wa_id, name, ids.business_scoped_user_id()) for wa_id, name in pairs]

@@ -1,0 +1,142 @@
+"""The dispatcher: posts due deliveries to their destinations and records
+every attempt.
+
+Deliveries are claimed from storage with a lease, posted concurrently (up to
+the concurrency limit), and their outcomes committed before anything else is
+decided. Deliveries of one conversation to one destination are posted one at
+a time, in the order they became due, so `sent`, `delivered` and `read` of a
+message never overtake each other unless a retry intervenes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable
+
+import aiohttp
+
+from openwaba.clock import Clock
+from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, DueDelivery
+from openwaba.domain.retry import RetryPolicy
+from openwaba.storage.base import AttemptRecord, Storage
+
+log = logging.getLogger("openwaba.delivery")
+
+_CLAIM_BATCH = 256
+_IDLE_POLL = 5.0  # a safety net; new work and clock jumps wake the dispatcher at once
+_EXCERPT = 512
+_USER_AGENT = "openwaba-webhooks/0.1"
+
+
+class Dispatcher:
+    def __init__(self, storage: Storage, clock: Clock, policy: RetryPolicy, timeout: float, concurrency: int):
+        self._storage = storage
+        self._clock = clock
+        self._policy = policy
+        self._timeout = timeout
+        self._concurrency = concurrency
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._concurrency, ttl_dns_cache=60)
+        timeout = aiohttp.ClientTimeout(total=self._timeout)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
+            self._session = session
+            while True:
+                self._wake.clear()
+                claimed = await self._claim()
+                if claimed and self._in_flight < self._concurrency:
+                    continue  # there may be more due right now
+                await self._sleep()
+
+    async def _claim(self) -> int:
+        free = self._concurrency - self._in_flight
+        if free <= 0:
+            return 0
+        now = self._clock.now()
+        lease = now + self._timeout + 30
+        due = await self._storage.claim_due(now, min(free, _CLAIM_BATCH), lease)
+        for delivery in due:
+            self._start(delivery)
+        return len(due)
+
+    async def _sleep(self) -> None:
+        delay = _IDLE_POLL
+        if self._in_flight < self._concurrency:
+            now = self._clock.now()
+            next_due = await self._storage.next_due_at(now)
+            if next_due is not None:
+                delay = min(delay, max(0.0, next_due - now))
+        if delay <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), delay)
+        except TimeoutError:
+            pass
+
+    def _start(self, delivery: DueDelivery) -> None:
+        self._in_flight += 1
+        key = (delivery.url, delivery.order_key)
+        previous = self._tails.get(key)
+        task = asyncio.create_task(self._deliver_after(previous, delivery))
+        self._tails[key] = task
+        task.add_done_callback(lambda t: self._finished(key, t))
+
+    def _finished(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+        self._wake.set()
+
+    async def _deliver_after(self, previous: Awaitable[None] | None, delivery: DueDelivery) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # keep the conversation's order; its outcome does not matter
+        outcome = await self._attempt(delivery)
+        await self._storage.record_attempts([self._decide(delivery, outcome)])
+
+    async def _attempt(self, delivery: DueDelivery) -> AttemptOutcome:
+        assert self._session is not None
+        started_at = self._clock.now()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": _USER_AGENT,
+            "webhook-id": delivery.event_id,
+            "webhook-timestamp": str(int(started_at)),
+            **delivery.headers,
+        }
+        status: int | None = None
+        error: str | None = None
+        excerpt = ""
+        t0 = time.perf_counter()
+        try:
+            async with self._session.post(delivery.url, data=delivery.body, headers=headers) as response:
+                status = response.status
+                excerpt = (await response.content.read(_EXCERPT)).decode("utf-8", "replace")
+        except TimeoutError:
+            error = f"timeout: no answer within {self._timeout:g} s"
+        except aiohttp.ClientError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        duration_ms = (time.perf_counter() - t0) * 1000
+        if status is not None and status != 200:
+            error = f"HTTP {status}"
+        return AttemptOutcome(delivery.id, started_at, duration_ms, status, error, excerpt)
+
+    def _decide(self, delivery: DueDelivery, outcome: AttemptOutcome) -> AttemptRecord:
+        if outcome.succeeded:
+            return AttemptRecord(outcome, DeliveryState.DELIVERED, None)
+        failures = delivery.attempts + 1
+        next_at = self._policy.next_attempt_at(delivery.created_at, failures, self._clock.now())
+        if next_at is None:
+            log.warning("delivery %s of event %s dead-lettered after %d attempts", delivery.id, delivery.event_id, failures)
+            return AttemptRecord(outcome, DeliveryState.DEAD, None)
+        return AttemptRecord(outcome, DeliveryState.PENDING, next_at)

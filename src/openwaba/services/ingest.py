@@ -1,0 +1,76 @@
+"""The one way events enter openwaba: Meta-shaped notifications, from the
+sandbox today and from Meta's webhooks with the Meta connector.
+
+Each item becomes an event, rendered once in its channel's webhook format,
+stored together with one delivery per destination in a single transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from openwaba.domain import ids
+from openwaba.domain.errors import NotFoundError
+from openwaba.domain.payloads import EventItem, render_cloud, split_notification
+from openwaba.services.accounts import Accounts
+from openwaba.services.webhooks import Webhooks
+from openwaba.storage.base import InboundMessage, NewEvent, Storage
+
+log = logging.getLogger("openwaba.ingest")
+
+
+class Ingest:
+    def __init__(self, storage: Storage, accounts: Accounts, webhooks: Webhooks, on_new_work: Callable[[], None]):
+        self._storage = storage
+        self._accounts = accounts
+        self._webhooks = webhooks
+        self._on_new_work = on_new_work
+
+    async def ingest(self, notifications: Sequence[tuple[dict[str, Any], float]]) -> None:
+        events: list[NewEvent] = []
+        inbound: list[InboundMessage] = []
+        for notification, at in notifications:
+            for item in split_notification(notification):
+                event = await self._event(item, at)
+                if event is None:
+                    continue
+                events.append(event)
+                if item.kind == "message":
+                    inbound.append(_inbound(event.channel_id, item, at))
+        if events:
+            await self._storage.ingest(events, inbound)
+            self._on_new_work()
+
+    async def _event(self, item: EventItem, at: float) -> NewEvent | None:
+        try:
+            channel = await self._accounts.by_phone_number_id(item.phone_number_id)
+        except NotFoundError:
+            log.warning("dropping a notification for unknown phone_number_id %r", item.phone_number_id)
+            return None
+        wamid = item.item.get("id") if item.kind != "error" else None
+        return NewEvent(
+            id=ids.event_id(),
+            channel_id=channel.id,
+            kind=item.kind,
+            wamid=wamid,
+            created_at=at,
+            body=render_cloud(channel.waba_id, item.value),
+            destination_ids=await self._webhooks.destination_ids(channel),
+            order_key=f"{channel.id}:{item.wa_id or ''}",
+            message_status=item.item.get("status") if item.kind == "status" else None,
+        )
+
+
+def _inbound(channel_id: int, item: EventItem, at: float) -> InboundMessage:
+    message = item.item
+    type_name = message.get("type", "unknown")
+    return InboundMessage(
+        wamid=message["id"],
+        channel_id=channel_id,
+        wa_id=message.get("from", ""),
+        type=type_name,
+        content=message.get(type_name) or {},
+        created_at=at,
+    )

@@ -1,0 +1,145 @@
+"""The storage seam: what services need from a database, and nothing more.
+
+Implementations: `sqlite.py` (embedded default). Every write method is atomic;
+when it returns, its data is committed durably. Implementations translate
+their driver's exceptions into `openwaba.domain.errors` at this boundary.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser, Waba
+from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, Destination, DueDelivery
+from openwaba.domain.messages import OutgoingMessage
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to store, with the destinations it is to be delivered to."""
+
+    id: str
+    channel_id: int
+    kind: str
+    wamid: str | None
+    created_at: float  # when it happened; its first delivery attempt is due then
+    body: bytes  # the webhook body, rendered in the channel's format
+    destination_ids: Sequence[int]
+    order_key: str  # channel and user: the conversation this event belongs to
+    message_status: str | None = None  # for status events: the outbound message's new status
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message a user sent to a business number."""
+
+    wamid: str
+    channel_id: int
+    wa_id: str
+    type: str
+    content: dict[str, object]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """An accepted outbound message not yet handed to its connector."""
+
+    wamid: str
+    channel_id: int
+    message: OutgoingMessage
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """An attempt's outcome and what it decided for the delivery."""
+
+    outcome: AttemptOutcome
+    state: DeliveryState
+    next_attempt_at: float | None
+
+
+class Storage(abc.ABC):
+    """Durable state of one openwaba deployment."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # accounts -----------------------------------------------------------
+    @abc.abstractmethod
+    async def create_waba(self, waba: Waba, now: float) -> None: ...
+
+    @abc.abstractmethod
+    async def create_channel(
+        self, waba_id: str, phone_number: str, phone_number_id: str, fmt: ChannelFormat, connector: str, now: float
+    ) -> Channel: ...
+
+    @abc.abstractmethod
+    async def channels(self) -> list[Channel]: ...
+
+    @abc.abstractmethod
+    async def channel_for_key(self, key_hash: str) -> Channel | None: ...
+
+    @abc.abstractmethod
+    async def replace_api_key(self, channel_id: int, key_hash: str, now: float) -> None:
+        """Make `key_hash` the channel's only key (earlier keys stop working)."""
+
+    @abc.abstractmethod
+    async def add_sandbox_users(self, channel_id: int, users: Sequence[SandboxUser]) -> None: ...
+
+    @abc.abstractmethod
+    async def sandbox_users(self, channel_id: int) -> list[SandboxUser]: ...
+
+    # webhook destinations ------------------------------------------------
+    @abc.abstractmethod
+    async def set_destination(self, channel_id: int, name: str, url: str, headers: dict[str, str]) -> None: ...
+
+    @abc.abstractmethod
+    async def remove_destination(self, channel_id: int, name: str) -> None:
+        """Remove it and dead-letter its pending deliveries."""
+
+    @abc.abstractmethod
+    async def destinations(self, channel_id: int) -> list[Destination]: ...
+
+    # messages and events ------------------------------------------------
+    @abc.abstractmethod
+    async def insert_outbound(self, queued: QueuedMessage) -> None: ...
+
+    @abc.abstractmethod
+    async def undispatched(self, limit: int) -> list[QueuedMessage]: ...
+
+    @abc.abstractmethod
+    async def mark_dispatched(self, wamids: Sequence[str]) -> None: ...
+
+    @abc.abstractmethod
+    async def ingest(self, events: Sequence[NewEvent], inbound: Sequence[InboundMessage]) -> None:
+        """Store events, their deliveries and the messages they carry, atomically."""
+
+    # deliveries ------------------------------------------------------------
+    @abc.abstractmethod
+    async def claim_due(self, now: float, limit: int, lease_until: float) -> list[DueDelivery]:
+        """Lease up to `limit` due deliveries so no other worker attempts them."""
+
+    @abc.abstractmethod
+    async def next_due_at(self, now: float) -> float | None: ...
+
+    @abc.abstractmethod
+    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None: ...
+
+    @abc.abstractmethod
+    async def release_leases(self) -> None:
+        """Forget every lease (at start-up of the only process using the store)."""
+
+    # small settings ----------------------------------------------------------
+    @abc.abstractmethod
+    async def get_value(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    async def set_value(self, key: str, value: str) -> None: ...

@@ -1,0 +1,100 @@
+-- The initial schema. Times are Unix seconds (REAL); JSON is stored as TEXT.
+CREATE TABLE wabas (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  REAL NOT NULL
+);
+
+CREATE TABLE channels (
+    id               INTEGER PRIMARY KEY,
+    waba_id          TEXT NOT NULL REFERENCES wabas (id),
+    phone_number     TEXT NOT NULL UNIQUE,
+    phone_number_id  TEXT NOT NULL UNIQUE,
+    format           TEXT NOT NULL,
+    connector        TEXT NOT NULL,
+    created_at       REAL NOT NULL
+);
+
+CREATE TABLE api_keys (
+    key_hash    TEXT PRIMARY KEY,
+    channel_id  INTEGER NOT NULL REFERENCES channels (id),
+    created_at  REAL NOT NULL
+);
+CREATE INDEX api_keys_channel ON api_keys (channel_id);
+
+CREATE TABLE sandbox_users (
+    channel_id  INTEGER NOT NULL REFERENCES channels (id),
+    wa_id       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    PRIMARY KEY (channel_id, wa_id)
+);
+
+CREATE TABLE destinations (
+    id          INTEGER PRIMARY KEY,
+    channel_id  INTEGER NOT NULL REFERENCES channels (id),
+    name        TEXT NOT NULL,
+    url         TEXT NOT NULL,
+    headers     TEXT NOT NULL,
+    UNIQUE (channel_id, name)
+);
+
+-- Messages in both directions. Outbound rows wait with dispatched = 0 until the
+-- connector has taken them, so a crash between accept and hand-over loses nothing.
+CREATE TABLE messages (
+    wamid                    TEXT PRIMARY KEY,
+    channel_id               INTEGER NOT NULL REFERENCES channels (id),
+    direction                TEXT NOT NULL,
+    wa_id                    TEXT NOT NULL,
+    type                     TEXT NOT NULL,
+    content                  TEXT NOT NULL,
+    context_message_id       TEXT,
+    biz_opaque_callback_data TEXT,
+    status                   TEXT NOT NULL,
+    created_at               REAL NOT NULL,
+    dispatched               INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_undispatched ON messages (created_at) WHERE dispatched = 0;
+
+-- One row per webhook-worthy item (message, status, error), rendered once.
+CREATE TABLE events (
+    id          TEXT PRIMARY KEY,
+    channel_id  INTEGER NOT NULL REFERENCES channels (id),
+    kind        TEXT NOT NULL,
+    wamid       TEXT,
+    order_key   TEXT NOT NULL,  -- channel and user: events of one conversation keep their order
+    created_at  REAL NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE INDEX events_channel_time ON events (channel_id, created_at);
+
+CREATE TABLE deliveries (
+    id               INTEGER PRIMARY KEY,
+    event_id         TEXT NOT NULL REFERENCES events (id),
+    destination_id   INTEGER NOT NULL REFERENCES destinations (id),
+    state            TEXT NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    created_at       REAL NOT NULL,
+    next_attempt_at  REAL,
+    lease_until      REAL,
+    last_status      INTEGER,
+    last_error       TEXT,
+    UNIQUE (event_id, destination_id)
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
+
+CREATE TABLE attempts (
+    id                INTEGER PRIMARY KEY,
+    delivery_id       INTEGER NOT NULL REFERENCES deliveries (id),
+    started_at        REAL NOT NULL,
+    duration_ms       REAL NOT NULL,
+    status_code       INTEGER,
+    error             TEXT,
+    response_excerpt  TEXT NOT NULL
+);
+CREATE INDEX attempts_delivery ON attempts (delivery_id);
+
+CREATE TABLE kv (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -1,0 +1,110 @@
+-- Named queries for the SQLite storage. `-- name: x` starts query `x`.
+
+-- name: insert_waba
+INSERT INTO wabas (id, name, created_at) VALUES (?, ?, ?);
+
+-- name: insert_channel
+INSERT INTO channels (waba_id, phone_number, phone_number_id, format, connector, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+RETURNING id;
+
+-- name: select_channels
+SELECT id, waba_id, phone_number, phone_number_id, format, connector FROM channels ORDER BY id;
+
+-- name: select_channel_by_key
+SELECT c.id, c.waba_id, c.phone_number, c.phone_number_id, c.format, c.connector
+FROM api_keys k JOIN channels c ON c.id = k.channel_id
+WHERE k.key_hash = ?;
+
+-- name: delete_api_keys
+DELETE FROM api_keys WHERE channel_id = ?;
+
+-- name: insert_api_key
+INSERT INTO api_keys (key_hash, channel_id, created_at) VALUES (?, ?, ?);
+
+-- name: insert_sandbox_user
+INSERT OR IGNORE INTO sandbox_users (channel_id, wa_id, name, user_id) VALUES (?, ?, ?, ?);
+
+-- name: select_sandbox_users
+SELECT wa_id, name, user_id FROM sandbox_users WHERE channel_id = ? ORDER BY wa_id;
+
+-- name: upsert_destination
+INSERT INTO destinations (channel_id, name, url, headers) VALUES (?, ?, ?, ?)
+ON CONFLICT (channel_id, name) DO UPDATE SET url = excluded.url, headers = excluded.headers;
+
+-- name: select_destination_id
+SELECT id FROM destinations WHERE channel_id = ? AND name = ?;
+
+-- name: dead_letter_destination
+UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, lease_until = NULL,
+       last_error = 'destination removed'
+WHERE destination_id = ? AND state = 'pending';
+
+-- name: delete_destination
+DELETE FROM destinations WHERE id = ?;
+
+-- name: select_destinations
+SELECT id, channel_id, name, url, headers FROM destinations WHERE channel_id = ? ORDER BY id;
+
+-- name: insert_message
+INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
+                      biz_opaque_callback_data, status, created_at, dispatched)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_undispatched
+SELECT wamid, channel_id, wa_id, type, content, context_message_id, biz_opaque_callback_data, created_at
+FROM messages WHERE dispatched = 0 ORDER BY created_at LIMIT ?;
+
+-- name: mark_dispatched
+UPDATE messages SET dispatched = 1 WHERE wamid = ?;
+
+-- name: update_message_status
+UPDATE messages SET status = ? WHERE wamid = ?;
+
+-- name: insert_event
+INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_delivery
+INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at)
+VALUES (?, ?, 'pending', ?, ?);
+
+-- name: claim_due
+UPDATE deliveries SET lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries
+    WHERE state = 'pending' AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until < :now)
+    ORDER BY next_attempt_at
+    LIMIT :limit
+)
+RETURNING id;
+
+-- name: select_claimed
+SELECT d.id, d.event_id, e.order_key, e.created_at, d.attempts, t.url, t.headers, e.body
+FROM deliveries d
+JOIN events e ON e.id = d.event_id
+JOIN destinations t ON t.id = d.destination_id
+WHERE d.id = ?;
+
+-- name: next_due_at
+SELECT min(next_attempt_at) FROM deliveries
+WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?);
+
+-- name: insert_attempt
+INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_excerpt)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: finish_attempt
+UPDATE deliveries
+SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL,
+    last_status = ?, last_error = ?
+WHERE id = ?;
+
+-- name: release_leases
+UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL;
+
+-- name: get_kv
+SELECT value FROM kv WHERE key = ?;
+
+-- name: set_kv
+INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
