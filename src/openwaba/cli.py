@@ -21,7 +21,20 @@ from openwaba.gateway import Gateway
 
 app = typer.Typer(help="openwaba: a self-hostable WhatsApp Business API gateway (360dialog API).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Act as the sandbox's simulated WhatsApp users.", no_args_is_help=True)
+channels_app = typer.Typer(help="Create and list numbers (partner API key needed).", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage a number's API key (partner API key needed).", no_args_is_help=True)
+webhooks_app = typer.Typer(help="Read or set a number's webhook (its D360-API-KEY needed).", no_args_is_help=True)
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(channels_app, name="channels")
+app.add_typer(keys_app, name="keys")
+app.add_typer(webhooks_app, name="webhooks")
+
+UrlOption = Annotated[str, typer.Option("--url", help="openwaba's base URL [env OPENWABA_URL].")]
+KeyOption = Annotated[str, typer.Option("--api-key", help="The number's D360-API-KEY [env OPENWABA_API_KEY].")]
+PartnerKeyOption = Annotated[
+    str, typer.Option("--partner-key", help="The partner API key [env OPENWABA_PARTNER_API_KEY].")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
 
 err = Console(stderr=True)
 out = Console()
@@ -103,23 +116,119 @@ def _print_summary(gateway: Gateway) -> None:
 def say(
     text: Annotated[str, typer.Argument(help="What the user writes.")],
     from_: Annotated[str, typer.Option("--from", help="The simulated user's wa_id.")],
-    url: Annotated[str, typer.Option(help="openwaba's base URL [env OPENWABA_URL].")] = "",
-    api_key: Annotated[str, typer.Option(help="The number's D360-API-KEY [env OPENWABA_API_KEY].")] = "",
+    url: UrlOption = "",
+    api_key: KeyOption = "",
 ) -> None:
     """Send a text message from a simulated user to the business number."""
-    result = _call("POST", f"/sandbox/users/{from_}/messages", {"text": text}, url, api_key)
+    result = _call("POST", f"/sandbox/users/{from_}/messages", {"text": text}, url, _number_auth(api_key))
     out.print(result["messages"][0]["id"], highlight=False)
 
 
-def _call(method: str, path: str, body: dict[str, Any] | None, url: str, api_key: str) -> dict[str, Any]:
-    base = (url or os.environ.get("OPENWABA_URL") or _DEFAULT_URL).rstrip("/")
+@channels_app.command("create")
+def channels_create(
+    phone_number: Annotated[str, typer.Argument(help="The business number, e.g. +15550009999.")],
+    waba: Annotated[str, typer.Option(help="WABA id; a new WABA is created when omitted.")] = "",
+    type_: Annotated[str, typer.Option("--type", help="cloud or on_premise (webhook format).")] = "cloud",
+    mode: Annotated[str, typer.Option(help="sandbox (any webhook URL) or production (Cloud URL rules).")] = "sandbox",
+    url: UrlOption = "",
+    partner_key: PartnerKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a number (channel) and its first API key."""
+    auth = _partner_auth(partner_key)
+    if not waba:
+        waba = _call("POST", _partner_path("/wabas"), {"name": f"WABA of +{phone_number.lstrip('+')}"}, url, auth)["id"]
+    body = {"waba_id": waba, "phone_number": phone_number, "type": type_, "mode": mode}
+    channel = _call("POST", _partner_path("/channels"), body, url, auth)
+    key = _call("POST", _partner_path(f"/channels/{channel['id']}/api_keys"), None, url, auth)
+    result = {**channel, "api_key": key["api_key"]}
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(f"channel {channel['id']}: +{channel['phone_number']} ({channel['type']}, {channel['mode']}) in WABA {waba}")
+    out.print(f"D360-API-KEY: {key['api_key']}  (shown once)", highlight=False)
+
+
+@channels_app.command("list")
+def channels_list(url: UrlOption = "", partner_key: PartnerKeyOption = "", as_json: JsonOption = False) -> None:
+    """List every number."""
+    result = _call("GET", _partner_path("/channels"), None, url, _partner_auth(partner_key))
+    if as_json:
+        out.print_json(data=result)
+        return
+    from rich.table import Table
+
+    table = Table("id", "phone number", "phone_number_id", "waba", "type", "mode")
+    for c in result["channels"]:
+        table.add_row(c["id"], "+" + c["phone_number"], c["phone_number_id"], c["waba_id"], c["type"], c["mode"])
+    out.print(table)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    channel: Annotated[str, typer.Argument(help="The channel id (see `openwaba channels list`).")],
+    url: UrlOption = "",
+    partner_key: PartnerKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a new API key. Earlier keys stop working and the number's webhook URL is removed."""
+    result = _call("POST", _partner_path(f"/channels/{channel}/api_keys"), None, url, _partner_auth(partner_key))
+    if as_json:
+        out.print_json(data=result)
+        return
+    out.print(f"D360-API-KEY: {result['api_key']}  (shown once)", highlight=False)
+    err.print("Earlier keys no longer work, and the webhook URL was removed: set it again with the new key.")
+
+
+@webhooks_app.command("get")
+def webhooks_get(url: UrlOption = "", api_key: KeyOption = "") -> None:
+    """Show the number's webhook (URL and headers)."""
+    out.print_json(data=_call("GET", "/v1/configs/webhook", None, url, _number_auth(api_key)))
+
+
+@webhooks_app.command("set")
+def webhooks_set(
+    webhook_url: Annotated[str, typer.Argument(help="Where events are posted; '' removes the webhook.")],
+    header: Annotated[list[str] | None, typer.Option(help="Extra header 'Name: value' (repeatable).")] = None,
+    url: UrlOption = "",
+    api_key: KeyOption = "",
+) -> None:
+    """Set the number's webhook URL, with optional headers (e.g. Authorization)."""
+    headers = {}
+    for item in header or []:
+        name, sep, value = item.partition(":")
+        if not sep:
+            err.print(f"[red]error:[/red] header {item!r} must look like 'Name: value'")
+            raise typer.Exit(2)
+        headers[name.strip()] = value.strip()
+    body = {"url": webhook_url, "headers": headers}
+    out.print_json(data=_call("POST", "/v1/configs/webhook", body, url, _number_auth(api_key)))
+
+
+def _number_auth(api_key: str) -> dict[str, str]:
     key = api_key or os.environ.get("OPENWABA_API_KEY") or os.environ.get("OPENWABA_SANDBOX_API_KEY") or ""
     if not key:
         err.print("[red]error:[/red] no API key: pass --api-key or set OPENWABA_API_KEY")
         raise typer.Exit(2)
+    return {"D360-API-KEY": key}
+
+
+def _partner_auth(partner_key: str) -> dict[str, str]:
+    key = partner_key or os.environ.get("OPENWABA_PARTNER_API_KEY") or ""
+    if not key:
+        err.print("[red]error:[/red] no partner key: pass --partner-key or set OPENWABA_PARTNER_API_KEY")
+        raise typer.Exit(2)
+    return {"X-API-Key": key}
+
+
+def _partner_path(path: str) -> str:
+    return f"/api/v2/partners/{os.environ.get('OPENWABA_PARTNER_ID') or 'openwaba'}{path}"
+
+
+def _call(method: str, path: str, body: dict[str, Any] | None, url: str, auth: dict[str, str]) -> dict[str, Any]:
+    base = (url or os.environ.get("OPENWABA_URL") or _DEFAULT_URL).rstrip("/")
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("D360-API-KEY", key)
+    request = urllib.request.Request(base + path, data=data, method=method, headers=auth)
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

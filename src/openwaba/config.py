@@ -33,6 +33,12 @@ class Settings:
     retry_jitter: float = DEFAULT_JITTER
     webhook_timeout: float = 10.0
     delivery_concurrency: int = 64
+    # webhook routing
+    multi_webhook_max: int = 3
+    ssrf_guard: bool = True  # production numbers may not post to private/loopback addresses
+    # partner/admin API: disabled until a key is set
+    partner_id: str = "openwaba"
+    partner_api_key: str | None = None
     # `manual` lets POST /sandbox/clock move time forward (tests, demos)
     clock: str = "system"
     log_level: str = "info"
@@ -77,6 +83,15 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _boolean(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 def _three_delays(raw: str) -> tuple[float, float, float]:
     delays = parse_delays(raw)
     if len(delays) != 3:
@@ -98,5 +113,9 @@ _CONVERTERS = {
     "webhook_timeout": float,
     "delivery_concurrency": int,
     "clock": str,
+    "multi_webhook_max": int,
+    "ssrf_guard": _boolean,
+    "partner_id": str,
+    "partner_api_key": str,
     "log_level": str,
 }

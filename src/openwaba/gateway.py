@@ -31,8 +31,8 @@ class Gateway:
         self.settings = settings
         self.clock: Clock = ManualClock() if settings.clock == "manual" else Clock()
         self.storage: Storage = SQLiteStorage(settings.database_path)
-        self.accounts = Accounts(self.storage, self.clock)
-        self.webhooks = Webhooks(self.storage)
+        self.webhooks = Webhooks(self.storage, multi_max=settings.multi_webhook_max, ssrf_guard=settings.ssrf_guard)
+        self.accounts = Accounts(self.storage, self.clock, on_webhook_removed=self.webhooks.forget)
         self.dispatcher = Dispatcher(
             self.storage, self.clock, settings.retry_policy(), settings.webhook_timeout, settings.delivery_concurrency
         )

@@ -10,6 +10,14 @@ class ChannelFormat(enum.Enum):
     """Which API generation a channel belongs to; decides its webhook format."""
 
     CLOUD = "cloud"
+    ON_PREMISE = "on_premise"
+
+
+class ChannelMode(enum.Enum):
+    """Sandbox numbers accept any webhook URL; production numbers follow Cloud API rules."""
+
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +35,8 @@ class Channel:
     phone_number: str  # display number, digits only
     phone_number_id: str
     format: ChannelFormat
-    connector: str  # "sandbox" or "meta"
+    connector: str  # "sandbox" (the Meta connector comes later)
+    mode: ChannelMode
 
 
 @dataclass(frozen=True, slots=True)

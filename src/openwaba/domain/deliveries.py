@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 
 class DeliveryState(enum.Enum):
+    HELD = "held"  # waits for the primary destination to answer 200 (multi-webhook)
     PENDING = "pending"  # waiting for its next attempt (or its first)
     DELIVERED = "delivered"  # a receiver answered HTTP 200
     DEAD = "dead"  # the retry horizon passed without a 200
@@ -17,10 +18,11 @@ class Destination:
     """Where a channel's events are posted."""
 
     id: int
-    channel_id: int
-    name: str  # "main" for the phone-number webhook
+    kind: str  # main (phone-number webhook) | waba | multi
+    name: str
     url: str
     headers: dict[str, str]
+    override_all: bool = False  # WABA webhooks only
 
 
 @dataclass(frozen=True, slots=True)

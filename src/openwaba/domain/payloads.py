@@ -75,6 +75,71 @@ def _contacts_for(contacts: list[dict[str, Any]] | None, item: dict[str, Any]) -
     return own or contacts
 
 
+# Cloud error codes and their On-Premise equivalents.
+_ON_PREMISE_CODES = {131047: 470, 131026: 1013, 131051: 501, 130429: 429, 131000: 500}
+
+
+def render(format_name: str, waba_id: str, value: dict[str, Any]) -> bytes:
+    """The webhook body for a channel of the given format (`cloud` or `on_premise`)."""
+    if format_name == "on_premise":
+        return render_on_premise(value)
+    return render_cloud(waba_id, value)
+
+
+def render_on_premise(value: dict[str, Any]) -> bytes:
+    """The On-Premise format: flat `contacts`/`messages`/`statuses`/`errors`, no envelope."""
+    flat: dict[str, Any] = {}
+    if "contacts" in value:
+        flat["contacts"] = [{"profile": c.get("profile", {}), "wa_id": c.get("wa_id")} for c in value["contacts"]]
+    if "messages" in value:
+        flat["messages"] = [_on_premise_item(m) for m in value["messages"]]
+    if "statuses" in value:
+        flat["statuses"] = [_on_premise_status(s) for s in value["statuses"]]
+    if "errors" in value:
+        flat["errors"] = [_on_premise_error(e) for e in value["errors"]]
+    return _dump(flat)
+
+
+def _on_premise_status(status: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in status.items() if k not in ("errors", "pricing", "conversation")}
+    out["type"] = "message"
+    # On-Premise v2.45 moved recipient_id under `message`; receivers read either.
+    out["message"] = {"recipient_id": status.get("recipient_id")}
+    if "conversation" in status:
+        conversation = dict(status["conversation"])
+        out["conversation"] = conversation
+    if "pricing" in status:
+        pricing = status["pricing"]
+        out["pricing"] = {
+            "billable": pricing.get("billable", False),
+            "pricing_model": pricing.get("pricing_model"),
+            "category": pricing.get("category"),
+        }
+    if "errors" in status:
+        out["errors"] = [_on_premise_error(e) for e in status["errors"]]
+    return out
+
+
+def _on_premise_item(message: dict[str, Any]) -> dict[str, Any]:
+    out = dict(message)
+    if "errors" in out:
+        out["errors"] = [_on_premise_error(e) for e in out["errors"]]
+    return out
+
+
+def _on_premise_error(error: dict[str, Any]) -> dict[str, Any]:
+    code = int(error.get("code", 0))
+    details = (error.get("error_data") or {}).get("details") or error.get("title", "")
+    out = {"code": _ON_PREMISE_CODES.get(code, code), "title": details or error.get("title", ""), "details": details}
+    if "href" in error:
+        out["href"] = error["href"]
+    return out
+
+
+def _dump(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode()
+
+
 def render_cloud(waba_id: str, value: dict[str, Any]) -> bytes:
     """The Cloud API envelope, serialised once so the exact bytes can be signed.
 
@@ -84,4 +149,4 @@ def render_cloud(waba_id: str, value: dict[str, Any]) -> bytes:
         "object": "whatsapp_business_account",
         "entry": [{"id": waba_id, "changes": [{"value": value, "field": "messages"}]}],
     }
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=True).encode()
+    return _dump(envelope)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openwaba.domain.errors import AuthError, NotFoundError, RequestError, StateError
+from openwaba.services.webhooks import WebhookConfigError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -49,7 +50,12 @@ def _render(exc: Exception, graph: bool) -> Response:
         return flat_error(exc.message, 404)
     if isinstance(exc, StateError):
         return flat_error(exc.message, 409)
+    if isinstance(exc, WebhookConfigError):
+        return flat_error(exc.message, exc.status)
     raise exc
+
+
+_HANDLED = (AuthError, RequestError, NotFoundError, StateError, WebhookConfigError)
 
 
 def graph_face(endpoint: Endpoint) -> Endpoint:
@@ -58,7 +64,7 @@ def graph_face(endpoint: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except (AuthError, RequestError, NotFoundError, StateError) as exc:
+        except _HANDLED as exc:
             return _render(exc, graph=True)
 
     return wrapped
@@ -70,7 +76,7 @@ def flat_face(endpoint: Endpoint) -> Endpoint:
     async def wrapped(request: Request) -> Response:
         try:
             return await endpoint(request)
-        except (AuthError, RequestError, NotFoundError, StateError) as exc:
+        except _HANDLED as exc:
             return _render(exc, graph=False)
 
     return wrapped

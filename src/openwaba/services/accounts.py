@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openwaba.clock import Clock
 from openwaba.domain import ids
-from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser, Waba
-from openwaba.domain.errors import AuthError, NotFoundError
-from openwaba.storage.base import Storage
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.errors import AuthError, ConflictError, NotFoundError, StateError
+from openwaba.domain.messages import normalise_phone
+from openwaba.storage.base import ApiKeyInfo, Storage
 
 _DEFAULT_USERS = (
     ("15551230001", "Alice Example"),
@@ -29,9 +31,10 @@ class SandboxSeed:
 
 
 class Accounts:
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, on_webhook_removed: Callable[[], None]) -> None:
         self._storage = storage
         self._clock = clock
+        self._on_webhook_removed = on_webhook_removed
         self._by_key: dict[str, Channel | None] = {}
         self._by_phone_number_id: dict[str, Channel] = {}
 
@@ -73,9 +76,48 @@ class Accounts:
                 return channel
         raise NotFoundError(f"no channel with id {channel_id}")
 
-    async def set_api_key(self, channel: Channel, api_key: str) -> None:
-        await self._storage.replace_api_key(channel.id, ids.hash_api_key(api_key), self._clock.now())
+    async def set_api_key(self, channel: Channel, api_key: str, *, drop_webhook: bool = False) -> None:
+        hint = api_key[:4]
+        await self._storage.replace_api_key(channel.id, ids.hash_api_key(api_key), hint, self._clock.now(), drop_webhook)
         self._by_key.clear()
+        if drop_webhook:
+            self._on_webhook_removed()
+
+    async def rotate_api_key(self, channel: Channel) -> str:
+        """A new key for the channel. As on 360dialog, every earlier key stops
+        working and the number's webhook URL is removed: set it again with the new key."""
+        key = ids.new_api_key()
+        await self.set_api_key(channel, key, drop_webhook=True)
+        return key
+
+    async def wabas(self) -> list[Waba]:
+        return await self._storage.wabas()
+
+    async def create_waba(self, name: str) -> Waba:
+        waba = Waba(ids.numeric_id(), name)
+        await self._storage.create_waba(waba, self._clock.now())
+        return waba
+
+    async def create_channel(
+        self, waba_id: str, phone_number: str, fmt: ChannelFormat, mode: ChannelMode, connector: str = "sandbox"
+    ) -> Channel:
+        if waba_id not in {w.id for w in await self._storage.wabas()}:
+            raise NotFoundError(f"no WABA with id {waba_id}")
+        number = normalise_phone(phone_number)
+        try:
+            channel = await self._storage.create_channel(
+                waba_id, number, ids.numeric_id(), fmt, connector, mode, self._clock.now()
+            )
+        except ConflictError:
+            raise StateError(f"the phone number {number} is already a channel") from None
+        self._by_phone_number_id[channel.phone_number_id] = channel
+        return channel
+
+    async def channels(self) -> list[Channel]:
+        return await self._storage.channels()
+
+    async def api_keys(self, channel: Channel) -> list[ApiKeyInfo]:
+        return await self._storage.api_keys(channel.id)
 
     async def seed_sandbox(self, api_key: str | None, phone_number: str, user_ids: tuple[str, ...]) -> SandboxSeed:
         """On first start create a demo WABA, number, key and users; later, load them.
@@ -92,7 +134,7 @@ class Accounts:
         waba = Waba(ids.numeric_id(), "openwaba sandbox")
         await self._storage.create_waba(waba, now)
         channel = await self._storage.create_channel(
-            waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", now
+            waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", ChannelMode.SANDBOX, now
         )
         key = api_key or ids.new_api_key()
         await self.set_api_key(channel, key)

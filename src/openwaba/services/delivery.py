@@ -102,7 +102,7 @@ class Dispatcher:
         if previous is not None:
             await asyncio.wait([previous])  # keep the conversation's order; its outcome does not matter
         outcome = await self._attempt(delivery)
-        await self._storage.record_attempts([self._decide(delivery, outcome)])
+        await self._storage.record_attempts([self._decide(delivery, outcome)], self._clock.now())
 
     async def _attempt(self, delivery: DueDelivery) -> AttemptOutcome:
         assert self._session is not None

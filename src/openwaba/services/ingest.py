@@ -13,7 +13,7 @@ from typing import Any
 
 from openwaba.domain import ids
 from openwaba.domain.errors import NotFoundError
-from openwaba.domain.payloads import EventItem, render_cloud, split_notification
+from openwaba.domain.payloads import EventItem, render, split_notification
 from openwaba.services.accounts import Accounts
 from openwaba.services.webhooks import Webhooks
 from openwaba.storage.base import InboundMessage, NewEvent, Storage
@@ -56,8 +56,8 @@ class Ingest:
             kind=item.kind,
             wamid=wamid,
             created_at=at,
-            body=render_cloud(channel.waba_id, item.value),
-            destination_ids=await self._webhooks.destination_ids(channel),
+            body=render(channel.format.value, channel.waba_id, item.value),
+            fanout=await self._webhooks.fan_out(channel),
             order_key=f"{channel.id}:{item.wa_id or ''}",
             message_status=item.item.get("status") if item.kind == "status" else None,
         )

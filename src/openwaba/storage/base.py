@@ -11,9 +11,10 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
 from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, Destination, DueDelivery
 from openwaba.domain.messages import OutgoingMessage
+from openwaba.domain.routing import FanOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +27,15 @@ class NewEvent:
     wamid: str | None
     created_at: float  # when it happened; its first delivery attempt is due then
     body: bytes  # the webhook body, rendered in the channel's format
-    destination_ids: Sequence[int]
+    fanout: FanOut
     order_key: str  # channel and user: the conversation this event belongs to
     message_status: str | None = None  # for status events: the outbound message's new status
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    hint: str  # the key's first characters; the key itself is only stored hashed
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +84,18 @@ class Storage(abc.ABC):
     async def create_waba(self, waba: Waba, now: float) -> None: ...
 
     @abc.abstractmethod
+    async def wabas(self) -> list[Waba]: ...
+
+    @abc.abstractmethod
     async def create_channel(
-        self, waba_id: str, phone_number: str, phone_number_id: str, fmt: ChannelFormat, connector: str, now: float
+        self,
+        waba_id: str,
+        phone_number: str,
+        phone_number_id: str,
+        fmt: ChannelFormat,
+        connector: str,
+        mode: ChannelMode,
+        now: float,
     ) -> Channel: ...
 
     @abc.abstractmethod
@@ -88,8 +105,12 @@ class Storage(abc.ABC):
     async def channel_for_key(self, key_hash: str) -> Channel | None: ...
 
     @abc.abstractmethod
-    async def replace_api_key(self, channel_id: int, key_hash: str, now: float) -> None:
-        """Make `key_hash` the channel's only key (earlier keys stop working)."""
+    async def replace_api_key(self, channel_id: int, key_hash: str, hint: str, now: float, drop_webhook: bool) -> None:
+        """Make `key_hash` the channel's only key (earlier keys stop working),
+        and with `drop_webhook` remove the number's webhook in the same transaction."""
+
+    @abc.abstractmethod
+    async def api_keys(self, channel_id: int) -> list[ApiKeyInfo]: ...
 
     @abc.abstractmethod
     async def add_sandbox_users(self, channel_id: int, users: Sequence[SandboxUser]) -> None: ...
@@ -98,15 +119,32 @@ class Storage(abc.ABC):
     async def sandbox_users(self, channel_id: int) -> list[SandboxUser]: ...
 
     # webhook destinations ------------------------------------------------
+    # A scope is "channel:<id>" (kinds main and multi) or "waba:<id>" (kind waba).
     @abc.abstractmethod
-    async def set_destination(self, channel_id: int, name: str, url: str, headers: dict[str, str]) -> None: ...
+    async def set_destination(
+        self, scope: str, kind: str, name: str, url: str, headers: dict[str, str], override_all: bool = False
+    ) -> None:
+        """Create or replace a destination."""
 
     @abc.abstractmethod
-    async def remove_destination(self, channel_id: int, name: str) -> None:
-        """Remove it and dead-letter its pending deliveries."""
+    async def update_destination(
+        self, scope: str, kind: str, name: str, url: str | None, headers: dict[str, str] | None
+    ) -> bool:
+        """Change url and/or headers; False when there is no such destination."""
 
     @abc.abstractmethod
-    async def destinations(self, channel_id: int) -> list[Destination]: ...
+    async def remove_destination(self, scope: str, kind: str, name: str) -> bool:
+        """Remove it and dead-letter its pending deliveries; False when absent."""
+
+    @abc.abstractmethod
+    async def destinations(self, scope: str) -> list[Destination]: ...
+
+    @abc.abstractmethod
+    async def channel_webhook_flags(self, channel_id: int) -> tuple[bool, str]:
+        """(multi-webhook enabled, fan-out mode)."""
+
+    @abc.abstractmethod
+    async def set_channel_webhook_flags(self, channel_id: int, multi_enabled: bool | None, fanout: str | None) -> None: ...
 
     # messages and events ------------------------------------------------
     @abc.abstractmethod
@@ -131,7 +169,9 @@ class Storage(abc.ABC):
     async def next_due_at(self, now: float) -> float | None: ...
 
     @abc.abstractmethod
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None: ...
+    async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:
+        """Store outcomes; a delivered primary releases the deliveries held for it
+        (due at `now`), a dead one dead-letters them."""
 
     @abc.abstractmethod
     async def release_leases(self) -> None:

@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser, Waba
-from openwaba.domain.deliveries import Destination, DueDelivery
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.deliveries import DeliveryState, Destination, DueDelivery
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.messages import OutgoingMessage
-from openwaba.storage.base import AttemptRecord, InboundMessage, NewEvent, QueuedMessage, Storage
+from openwaba.storage.base import ApiKeyInfo, AttemptRecord, InboundMessage, NewEvent, QueuedMessage, Storage
 from openwaba.storage.queries import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -123,13 +123,24 @@ class SQLiteStorage(Storage):
     async def create_waba(self, waba: Waba, now: float) -> None:
         await self._run(lambda c: c.execute(_Q["insert_waba"], (waba.id, waba.name, now)))
 
+    async def wabas(self) -> list[Waba]:
+        rows = await self._run(lambda c: c.execute(_Q["select_wabas"]).fetchall())
+        return [Waba(*row) for row in rows]
+
     async def create_channel(
-        self, waba_id: str, phone_number: str, phone_number_id: str, fmt: ChannelFormat, connector: str, now: float
+        self,
+        waba_id: str,
+        phone_number: str,
+        phone_number_id: str,
+        fmt: ChannelFormat,
+        connector: str,
+        mode: ChannelMode,
+        now: float,
     ) -> Channel:
         def op(c: sqlite3.Connection) -> Channel:
-            params = (waba_id, phone_number, phone_number_id, fmt.value, connector, now)
+            params = (waba_id, phone_number, phone_number_id, fmt.value, connector, mode.value, now)
             (channel_id,) = c.execute(_Q["insert_channel"], params).fetchone()
-            return Channel(channel_id, waba_id, phone_number, phone_number_id, fmt, connector)
+            return Channel(channel_id, waba_id, phone_number, phone_number_id, fmt, connector, mode)
 
         return await self._run(op)
 
@@ -141,12 +152,18 @@ class SQLiteStorage(Storage):
         row = await self._run(lambda c: c.execute(_Q["select_channel_by_key"], (key_hash,)).fetchone())
         return _channel(row) if row else None
 
-    async def replace_api_key(self, channel_id: int, key_hash: str, now: float) -> None:
+    async def replace_api_key(self, channel_id: int, key_hash: str, hint: str, now: float, drop_webhook: bool) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.execute(_Q["delete_api_keys"], (channel_id,))
-            c.execute(_Q["insert_api_key"], (key_hash, channel_id, now))
+            c.execute(_Q["insert_api_key"], (key_hash, channel_id, hint, now))
+            if drop_webhook:
+                _remove_destination(c, f"channel:{channel_id}", "main", "main")
 
         await self._run(op)
+
+    async def api_keys(self, channel_id: int) -> list[ApiKeyInfo]:
+        rows = await self._run(lambda c: c.execute(_Q["select_api_keys"], (channel_id,)).fetchall())
+        return [ApiKeyInfo(*row) for row in rows]
 
     async def add_sandbox_users(self, channel_id: int, users: Sequence[SandboxUser]) -> None:
         rows = [(channel_id, u.wa_id, u.name, u.user_id) for u in users]
@@ -157,22 +174,44 @@ class SQLiteStorage(Storage):
         return [SandboxUser(*row) for row in rows]
 
     # destinations -------------------------------------------------------------
-    async def set_destination(self, channel_id: int, name: str, url: str, headers: dict[str, str]) -> None:
-        params = (channel_id, name, url, json.dumps(headers))
+    async def set_destination(
+        self, scope: str, kind: str, name: str, url: str, headers: dict[str, str], override_all: bool = False
+    ) -> None:
+        params = {
+            "scope": scope, "kind": kind, "name": name, "url": url,
+            "headers": json.dumps(headers), "override_all": int(override_all),
+        }
         await self._run(lambda c: c.execute(_Q["upsert_destination"], params))
 
-    async def remove_destination(self, channel_id: int, name: str) -> None:
+    async def update_destination(
+        self, scope: str, kind: str, name: str, url: str | None, headers: dict[str, str] | None
+    ) -> bool:
+        params = {
+            "scope": scope, "kind": kind, "name": name, "url": url,
+            "headers": json.dumps(headers) if headers is not None else None,
+        }
+        cursor = await self._run(lambda c: c.execute(_Q["update_destination"], params))
+        return bool(cursor.rowcount)
+
+    async def remove_destination(self, scope: str, kind: str, name: str) -> bool:
+        return await self._run(lambda c: _remove_destination(c, scope, kind, name))
+
+    async def destinations(self, scope: str) -> list[Destination]:
+        rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (scope,)).fetchall())
+        return [Destination(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5])) for r in rows]
+
+    async def channel_webhook_flags(self, channel_id: int) -> tuple[bool, str]:
+        row = await self._run(lambda c: c.execute(_Q["select_channel_flags"], (channel_id,)).fetchone())
+        return (bool(row[0]), row[1]) if row else (False, "after_main")
+
+    async def set_channel_webhook_flags(self, channel_id: int, multi_enabled: bool | None, fanout: str | None) -> None:
         def op(c: sqlite3.Connection) -> None:
-            row = c.execute(_Q["select_destination_id"], (channel_id, name)).fetchone()
-            if row:
-                c.execute(_Q["dead_letter_destination"], row)
-                c.execute(_Q["delete_destination"], row)
+            if multi_enabled is not None:
+                c.execute(_Q["update_multi_webhook"], (int(multi_enabled), channel_id))
+            if fanout is not None:
+                c.execute(_Q["update_fanout"], (fanout, channel_id))
 
         await self._run(op)
-
-    async def destinations(self, channel_id: int) -> list[Destination]:
-        rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (channel_id,)).fetchall())
-        return [Destination(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
     # messages and events ------------------------------------------------------
     async def insert_outbound(self, queued: QueuedMessage) -> None:
@@ -209,8 +248,7 @@ class SQLiteStorage(Storage):
                 ))
             for e in events:
                 c.execute(_Q["insert_event"], (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body))
-                for destination_id in e.destination_ids:
-                    c.execute(_Q["insert_delivery"], (e.id, destination_id, e.created_at, e.created_at))
+                _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
                     c.execute(_Q["update_message_status"], (e.message_status, e.wamid))
 
@@ -234,7 +272,7 @@ class SQLiteStorage(Storage):
         row = await self._run(lambda c: c.execute(_Q["next_due_at"], (now,)).fetchone())
         return row[0] if row else None
 
-    async def record_attempts(self, records: Sequence[AttemptRecord]) -> None:
+    async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:
         def op(c: sqlite3.Connection) -> None:
             for r in records:
                 o = r.outcome
@@ -244,6 +282,10 @@ class SQLiteStorage(Storage):
                 c.execute(_Q["finish_attempt"], (
                     r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id,
                 ))
+                if r.state is DeliveryState.DELIVERED:
+                    c.execute(_Q["release_children"], (now, o.delivery_id))
+                elif r.state is DeliveryState.DEAD:
+                    c.execute(_Q["dead_letter_children"], (o.delivery_id,))
 
         await self._run(op)
 
@@ -287,7 +329,34 @@ def _lock_exclusively(path: Path) -> int:
 
 
 def _channel(row: tuple[Any, ...]) -> Channel:
-    return Channel(row[0], row[1], row[2], row[3], ChannelFormat(row[4]), row[5])
+    return Channel(row[0], row[1], row[2], row[3], ChannelFormat(row[4]), row[5], ChannelMode(row[6]))
+
+
+def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str) -> bool:
+    row = c.execute(_Q["select_destination_id"], (scope, kind, name)).fetchone()
+    if row is None:
+        return False
+    c.execute(_Q["dead_letter_destination"], row)
+    c.execute(_Q["delete_destination"], row)
+    return True
+
+
+def _insert_deliveries(c: sqlite3.Connection, event: NewEvent) -> None:
+    fanout = event.fanout
+    base = {"event_id": event.id, "created_at": event.created_at}
+    parent_id = None
+    if fanout.primary is not None:
+        row = c.execute(_Q["insert_delivery"], {
+            **base, "destination_id": fanout.primary, "state": "pending",
+            "next_attempt_at": event.created_at, "parent_id": None,
+        }).fetchone()
+        parent_id = row[0] if row else None
+    wait = fanout.extras_wait_for_primary and parent_id is not None
+    for destination_id in fanout.extras:
+        c.execute(_Q["insert_delivery"], {
+            **base, "destination_id": destination_id, "state": "held" if wait else "pending",
+            "next_attempt_at": None if wait else event.created_at, "parent_id": parent_id if wait else None,
+        }).fetchall()
 
 
 def _translate(exc: Exception) -> BaseException:

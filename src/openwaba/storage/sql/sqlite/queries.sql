@@ -3,24 +3,39 @@
 -- name: insert_waba
 INSERT INTO wabas (id, name, created_at) VALUES (?, ?, ?);
 
+-- name: select_wabas
+SELECT id, name FROM wabas ORDER BY created_at;
+
 -- name: insert_channel
-INSERT INTO channels (waba_id, phone_number, phone_number_id, format, connector, created_at)
-VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO channels (waba_id, phone_number, phone_number_id, format, connector, mode, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
 RETURNING id;
 
 -- name: select_channels
-SELECT id, waba_id, phone_number, phone_number_id, format, connector FROM channels ORDER BY id;
+SELECT id, waba_id, phone_number, phone_number_id, format, connector, mode FROM channels ORDER BY id;
 
 -- name: select_channel_by_key
-SELECT c.id, c.waba_id, c.phone_number, c.phone_number_id, c.format, c.connector
+SELECT c.id, c.waba_id, c.phone_number, c.phone_number_id, c.format, c.connector, c.mode
 FROM api_keys k JOIN channels c ON c.id = k.channel_id
 WHERE k.key_hash = ?;
+
+-- name: select_api_keys
+SELECT hint, created_at FROM api_keys WHERE channel_id = ? ORDER BY created_at;
+
+-- name: select_channel_flags
+SELECT multi_webhook, fanout FROM channels WHERE id = ?;
+
+-- name: update_multi_webhook
+UPDATE channels SET multi_webhook = ? WHERE id = ?;
+
+-- name: update_fanout
+UPDATE channels SET fanout = ? WHERE id = ?;
 
 -- name: delete_api_keys
 DELETE FROM api_keys WHERE channel_id = ?;
 
 -- name: insert_api_key
-INSERT INTO api_keys (key_hash, channel_id, created_at) VALUES (?, ?, ?);
+INSERT INTO api_keys (key_hash, channel_id, hint, created_at) VALUES (?, ?, ?, ?);
 
 -- name: insert_sandbox_user
 INSERT OR IGNORE INTO sandbox_users (channel_id, wa_id, name, user_id) VALUES (?, ?, ?, ?);
@@ -29,22 +44,29 @@ INSERT OR IGNORE INTO sandbox_users (channel_id, wa_id, name, user_id) VALUES (?
 SELECT wa_id, name, user_id FROM sandbox_users WHERE channel_id = ? ORDER BY wa_id;
 
 -- name: upsert_destination
-INSERT INTO destinations (channel_id, name, url, headers) VALUES (?, ?, ?, ?)
-ON CONFLICT (channel_id, name) DO UPDATE SET url = excluded.url, headers = excluded.headers;
+INSERT INTO destinations (scope, kind, name, url, headers, override_all, position)
+VALUES (:scope, :kind, :name, :url, :headers, :override_all,
+        (SELECT coalesce(max(position), 0) + 1 FROM destinations WHERE scope = :scope))
+ON CONFLICT (scope, kind, name) DO UPDATE
+SET url = excluded.url, headers = excluded.headers, override_all = excluded.override_all;
+
+-- name: update_destination
+UPDATE destinations SET url = coalesce(:url, url), headers = coalesce(:headers, headers)
+WHERE scope = :scope AND kind = :kind AND name = :name;
 
 -- name: select_destination_id
-SELECT id FROM destinations WHERE channel_id = ? AND name = ?;
+SELECT id FROM destinations WHERE scope = ? AND kind = ? AND name = ?;
 
 -- name: dead_letter_destination
 UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, lease_until = NULL,
        last_error = 'destination removed'
-WHERE destination_id = ? AND state = 'pending';
+WHERE destination_id = ? AND state IN ('pending', 'held');
 
 -- name: delete_destination
 DELETE FROM destinations WHERE id = ?;
 
 -- name: select_destinations
-SELECT id, channel_id, name, url, headers FROM destinations WHERE channel_id = ? ORDER BY id;
+SELECT id, kind, name, url, headers, override_all FROM destinations WHERE scope = ? ORDER BY position;
 
 -- name: insert_message
 INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
@@ -65,8 +87,10 @@ UPDATE messages SET status = ? WHERE wamid = ?;
 INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_delivery
-INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at)
-VALUES (?, ?, 'pending', ?, ?);
+-- Inserts nothing when the destination was removed after routing was decided.
+INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at, parent_id)
+SELECT :event_id, id, :state, :created_at, :next_attempt_at, :parent_id FROM destinations WHERE id = :destination_id
+RETURNING id;
 
 -- name: claim_due
 UPDATE deliveries SET lease_until = :lease_until
@@ -99,6 +123,13 @@ UPDATE deliveries
 SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL,
     last_status = ?, last_error = ?
 WHERE id = ?;
+
+-- name: release_children
+UPDATE deliveries SET state = 'pending', next_attempt_at = ? WHERE parent_id = ? AND state = 'held';
+
+-- name: dead_letter_children
+UPDATE deliveries SET state = 'dead', last_error = 'the main webhook never answered 200'
+WHERE parent_id = ? AND state = 'held';
 
 -- name: release_leases
 UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL;

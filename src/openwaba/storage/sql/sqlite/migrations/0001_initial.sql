@@ -10,14 +10,18 @@ CREATE TABLE channels (
     waba_id          TEXT NOT NULL REFERENCES wabas (id),
     phone_number     TEXT NOT NULL UNIQUE,
     phone_number_id  TEXT NOT NULL UNIQUE,
-    format           TEXT NOT NULL,
-    connector        TEXT NOT NULL,
+    format           TEXT NOT NULL,  -- cloud | on_premise: the webhook payload format
+    connector        TEXT NOT NULL,  -- sandbox (meta comes later)
+    mode             TEXT NOT NULL,  -- sandbox | production: production enforces Cloud URL rules
+    multi_webhook    INTEGER NOT NULL DEFAULT 0,  -- multi-webhook enabled
+    fanout           TEXT NOT NULL DEFAULT 'after_main',  -- after_main | independent
     created_at       REAL NOT NULL
 );
 
 CREATE TABLE api_keys (
     key_hash    TEXT PRIMARY KEY,
     channel_id  INTEGER NOT NULL REFERENCES channels (id),
+    hint        TEXT NOT NULL,  -- the first characters, to tell keys apart in listings
     created_at  REAL NOT NULL
 );
 CREATE INDEX api_keys_channel ON api_keys (channel_id);
@@ -30,13 +34,17 @@ CREATE TABLE sandbox_users (
     PRIMARY KEY (channel_id, wa_id)
 );
 
+-- Webhook destinations. scope is 'channel:<id>' (kinds main, multi) or 'waba:<id>' (kind waba).
 CREATE TABLE destinations (
-    id          INTEGER PRIMARY KEY,
-    channel_id  INTEGER NOT NULL REFERENCES channels (id),
-    name        TEXT NOT NULL,
-    url         TEXT NOT NULL,
-    headers     TEXT NOT NULL,
-    UNIQUE (channel_id, name)
+    id            INTEGER PRIMARY KEY,
+    scope         TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    headers       TEXT NOT NULL,
+    override_all  INTEGER NOT NULL DEFAULT 0,
+    position      INTEGER NOT NULL,
+    UNIQUE (scope, kind, name)
 );
 
 -- Messages in both directions. Outbound rows wait with dispatched = 0 until the
@@ -79,8 +87,10 @@ CREATE TABLE deliveries (
     lease_until      REAL,
     last_status      INTEGER,
     last_error       TEXT,
+    parent_id        INTEGER REFERENCES deliveries (id),  -- held until this one answers 200
     UNIQUE (event_id, destination_id)
 );
+CREATE INDEX deliveries_parent ON deliveries (parent_id) WHERE state = 'held';
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
 
 CREATE TABLE attempts (

@@ -1,0 +1,149 @@
+"""The partner/admin face (modelled on 360dialog's Partner API, `/api/v2/partners/{partner_id}/…`).
+
+Authenticated by the partner key (`X-API-Key`, from OPENWABA_PARTNER_API_KEY).
+Errors use the Partner API envelope: `{"meta": {"success": false, "http_code",
+"developer_message", "details"}}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode
+from openwaba.domain.errors import AuthError, NotFoundError, RequestError, StateError
+from openwaba.gateway import Gateway
+from openwaba.http.cloud import gateway
+from openwaba.http.responses import json_body, json_response
+
+PREFIX = "/api/v2/partners/{partner_id}"
+
+
+def meta_error(message: str, status: int) -> Response:
+    body = {"meta": {"success": False, "http_code": status, "developer_message": message, "details": []}}
+    return json_response(body, status)
+
+
+def partner_face(endpoint: Callable[[Request, Gateway], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    async def wrapped(request: Request) -> Response:
+        gw = gateway(request)
+        expected = gw.settings.partner_api_key
+        if not expected:
+            return meta_error("The partner API is disabled: set OPENWABA_PARTNER_API_KEY to enable it", 403)
+        given = request.headers.get("X-API-Key", "")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            return meta_error("Invalid or missing X-API-Key", 401)
+        if request.path_params["partner_id"] != gw.settings.partner_id:
+            return meta_error(f"Permission denied for partner {request.path_params['partner_id']}", 403)
+        try:
+            return await endpoint(request, gw)
+        except RequestError as exc:
+            return meta_error(exc.details, 400)
+        except NotFoundError as exc:
+            return meta_error(exc.message, 404)
+        except StateError as exc:
+            return meta_error(exc.message, 409)
+        except AuthError as exc:
+            return meta_error(exc.message, 401)
+
+    return wrapped
+
+
+@partner_face
+async def list_wabas(request: Request, gw: Gateway) -> Response:
+    wabas = await gw.accounts.wabas()
+    return json_response({"count": len(wabas), "wabas": [{"id": w.id, "name": w.name} for w in wabas]})
+
+
+@partner_face
+async def create_waba(request: Request, gw: Gateway) -> Response:
+    name = (await json_body(request)).get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise RequestError(100, "'name' must be a non-empty string")
+    waba = await gw.accounts.create_waba(name.strip())
+    return json_response({"id": waba.id, "name": waba.name}, 201)
+
+
+@partner_face
+async def list_channels(request: Request, gw: Gateway) -> Response:
+    channels = await gw.accounts.channels()
+    return json_response({"count": len(channels), "total": len(channels), "channels": [_channel(c) for c in channels]})
+
+
+@partner_face
+async def create_channel(request: Request, gw: Gateway) -> Response:
+    body = await json_body(request)
+    waba_id, number = body.get("waba_id"), body.get("phone_number")
+    if not isinstance(waba_id, str) or not isinstance(number, str):
+        raise RequestError(100, "'waba_id' and 'phone_number' are required strings")
+    fmt = _choice(body, "type", ChannelFormat, ChannelFormat.CLOUD)
+    mode = _choice(body, "mode", ChannelMode, ChannelMode.SANDBOX)
+    channel = await gw.accounts.create_channel(waba_id, number, fmt, mode)
+    return json_response(_channel(channel), 201)
+
+
+@partner_face
+async def create_api_key(request: Request, gw: Gateway) -> Response:
+    channel = await _path_channel(request, gw)
+    key = await gw.accounts.rotate_api_key(channel)
+    return json_response(_key_object(request, channel, key), 201)
+
+
+@partner_face
+async def list_api_keys(request: Request, gw: Gateway) -> Response:
+    channel = await _path_channel(request, gw)
+    keys = await gw.accounts.api_keys(channel)
+    return json_response({"api_keys": [_key_object(request, channel, k.hint + "*" * 28) for k in keys]})
+
+
+def _key_object(request: Request, channel: Channel, shown_key: str) -> dict[str, Any]:
+    return {
+        "id": f"{channel.id}",
+        "address": str(request.base_url).rstrip("/"),
+        "api_key": shown_key,
+        "app_id": channel.phone_number_id,
+    }
+
+
+async def _path_channel(request: Request, gw: Gateway) -> Channel:
+    raw = request.path_params["channel_id"]
+    for channel in await gw.accounts.channels():
+        if str(channel.id) == raw:
+            return channel
+    raise NotFoundError(f"no channel with id {raw}")
+
+
+def _choice(body: dict[str, Any], key: str, enum_type: Any, default: Any) -> Any:
+    raw = body.get(key, default.value)
+    try:
+        return enum_type(raw)
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in enum_type)
+        raise RequestError(100, f"'{key}' must be one of {allowed}") from None
+
+
+def _channel(channel: Channel) -> dict[str, Any]:
+    return {
+        "id": str(channel.id),
+        "waba_id": channel.waba_id,
+        "phone_number": channel.phone_number,
+        "phone_number_id": channel.phone_number_id,
+        "type": channel.format.value,
+        "mode": channel.mode.value,
+        "connector": channel.connector,
+    }
+
+
+routes = [
+    Route(PREFIX + "/wabas", list_wabas, methods=["GET"]),
+    Route(PREFIX + "/wabas", create_waba, methods=["POST"]),
+    Route(PREFIX + "/channels", list_channels, methods=["GET"]),
+    Route(PREFIX + "/channels", create_channel, methods=["POST"]),
+    Route(PREFIX + "/channels/{channel_id}/api_keys", create_api_key, methods=["POST"]),
+    Route(PREFIX + "/channels/{channel_id}/api_keys", list_api_keys, methods=["GET"]),
+]
