@@ -33,6 +33,7 @@ class Settings:
     retry_jitter: float = DEFAULT_JITTER
     webhook_timeout: float = 10.0
     delivery_concurrency: int = 64
+    destination_concurrency: int = 16  # in flight to one destination
     # webhook routing
     multi_webhook_max: int = 3
     ssrf_guard: bool = True  # production numbers may not post to private/loopback addresses
@@ -112,6 +113,7 @@ _CONVERTERS = {
     "retry_jitter": float,
     "webhook_timeout": float,
     "delivery_concurrency": int,
+    "destination_concurrency": int,
     "clock": str,
     "multi_webhook_max": int,
     "ssrf_guard": _boolean,

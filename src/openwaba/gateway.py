@@ -15,6 +15,7 @@ from openwaba.connectors.sandbox import SandboxConnector
 from openwaba.domain.errors import StateError
 from openwaba.services.accounts import Accounts, SandboxSeed
 from openwaba.services.delivery import Dispatcher
+from openwaba.services.delivery_log import DeliveryLog
 from openwaba.services.ingest import Ingest
 from openwaba.services.sending import Sending
 from openwaba.services.webhooks import Webhooks
@@ -34,9 +35,17 @@ class Gateway:
         self.webhooks = Webhooks(self.storage, multi_max=settings.multi_webhook_max, ssrf_guard=settings.ssrf_guard)
         self.accounts = Accounts(self.storage, self.clock, on_webhook_removed=self.webhooks.forget)
         self.dispatcher = Dispatcher(
-            self.storage, self.clock, settings.retry_policy(), settings.webhook_timeout, settings.delivery_concurrency
+            self.storage,
+            self.clock,
+            settings.retry_policy(),
+            settings.webhook_timeout,
+            settings.delivery_concurrency,
+            settings.destination_concurrency,
         )
-        self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake)
+        self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake, settings.retry_horizon)
+        self.delivery_log = DeliveryLog(
+            self.storage, self.clock, self.webhooks, settings.retry_horizon, self.dispatcher.wake
+        )
         self.sandbox = SandboxConnector(self.storage, self.ingest, self.clock, settings.sandbox_status_delays)
         connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
         self.sending = Sending(self.storage, self.accounts, connectors, self.clock)

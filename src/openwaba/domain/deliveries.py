@@ -23,6 +23,9 @@ class Destination:
     url: str
     headers: dict[str, str]
     override_all: bool = False  # WABA webhooks only
+    secrets: tuple[str, ...] = ()  # Standard Webhooks signing secrets, newest first
+    app_secret: str | None = None  # signs X-Hub-Signature-256 when set
+    disabled: bool = False  # the receiver answered 410 Gone
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +35,14 @@ class DueDelivery:
     id: int
     event_id: str
     order_key: str  # deliveries with the same key and destination go one at a time
-    created_at: float  # when the event happened: the retry horizon counts from here
+    created_at: float  # when the event happened
+    deadline: float  # no attempt after this (the retry horizon)
     attempts: int  # attempts already made
+    destination_id: int
     url: str
     headers: dict[str, str]
+    secrets: tuple[str, ...]
+    app_secret: str | None
     body: bytes
 
 
@@ -49,7 +56,49 @@ class AttemptOutcome:
     status_code: int | None
     error: str | None
     response_excerpt: str
+    retry_after: float | None = None  # seconds the receiver asked us to wait (429/503)
 
     @property
     def succeeded(self) -> bool:
         return self.status_code == 200
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """A delivery as the delivery log shows it."""
+
+    id: int
+    event_id: str
+    event_kind: str
+    wamid: str | None
+    destination_kind: str
+    destination_name: str
+    url: str
+    state: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    deadline: float
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    started_at: float
+    duration_ms: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries of a channel to list or replay; None means any."""
+
+    state: str | None = None
+    destination: str | None = None
+    event_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+    delivery_id: int | None = None

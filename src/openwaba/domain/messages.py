@@ -119,6 +119,8 @@ def _decode_object(body: bytes) -> dict[str, Any]:
         document = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise RequestError(100, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(100, "Request body is nested too deeply") from None
     if not isinstance(document, dict):
         raise RequestError(100, "Request body must be a JSON object")
     return document

@@ -71,8 +71,7 @@ def _contacts_for(contacts: list[dict[str, Any]] | None, item: dict[str, Any]) -
     if not contacts:
         return []
     wa_id = item.get("from") or item.get("recipient_id")
-    own = [c for c in contacts if c.get("wa_id") == wa_id]
-    return own or contacts
+    return [c for c in contacts if c.get("wa_id") == wa_id]
 
 
 # Cloud error codes and their On-Premise equivalents.

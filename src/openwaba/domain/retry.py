@@ -9,7 +9,9 @@ delay would overshoot, one final attempt is made at the horizon itself.
 
 from __future__ import annotations
 
+import math
 import random
+from email.utils import parsedate_to_datetime
 from dataclasses import dataclass, field
 
 DEFAULT_DELAYS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
@@ -27,11 +29,11 @@ class RetryPolicy:
     _rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.delays or any(d < 0 for d in self.delays):
+        if not self.delays or not all(math.isfinite(d) and d >= 0 for d in self.delays):
             raise ValueError("retry delays must be a non-empty list of non-negative seconds")
         if any(b < a for a, b in zip(self.delays, self.delays[1:])):
             raise ValueError("retry delays must not shrink")
-        if self.horizon <= 0 or not 0 <= self.jitter <= 1:
+        if not (math.isfinite(self.horizon) and self.horizon > 0) or not 0 <= self.jitter <= 1:
             raise ValueError("horizon must be positive and jitter within [0, 1]")
 
     def base_delay(self, failed_attempts: int) -> float:
@@ -39,14 +41,42 @@ class RetryPolicy:
         index = min(failed_attempts, len(self.delays)) - 1
         return self.delays[index]
 
-    def next_attempt_at(self, created_at: float, failed_attempts: int, now: float) -> float | None:
-        """When to try again after the `failed_attempts`-th failure, or None: dead-letter."""
-        deadline = created_at + self.horizon
+    def next_attempt_at(
+        self, created_at: float, failed_attempts: int, now: float, deadline: float | None = None
+    ) -> float | None:
+        """When to try again after the `failed_attempts`-th failure, or None: dead-letter.
+
+        `deadline` overrides `created_at + horizon` (per-channel horizons, replays).
+        """
+        if deadline is None:
+            deadline = created_at + self.horizon
         if now >= deadline:
             return None
         delay = self.base_delay(failed_attempts)
         delay += delay * self.jitter * self._rng.random()
         return min(now + delay, deadline)
+
+
+def honour_retry_after(scheduled: float | None, now: float, retry_after: float, deadline: float) -> float | None:
+    """A receiver's `Retry-After`: never earlier than asked, never past the deadline."""
+    not_before = now + retry_after
+    if scheduled is None or not_before > deadline:
+        return None
+    return max(scheduled, not_before)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date); None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - now)
 
 
 def parse_delays(text: str) -> tuple[float, ...]:

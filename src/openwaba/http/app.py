@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from openwaba.config import Settings
 from openwaba.gateway import Gateway
-from openwaba.http import cloud, configs, partner, sandbox
+from openwaba.http import cloud, configs, deliveries, partner, sandbox
 from openwaba.http.responses import flat_error
 
 
@@ -31,7 +31,7 @@ def create_app(
             await gw.stop()
 
     app = Starlette(
-        routes=[*cloud.routes, *configs.routes, *sandbox.routes, *partner.routes],
+        routes=[*cloud.routes, *configs.routes, *sandbox.routes, *partner.routes, *deliveries.routes],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed},
     )

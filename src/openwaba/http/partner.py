@@ -88,6 +88,19 @@ async def create_channel(request: Request, gw: Gateway) -> Response:
 
 
 @partner_face
+async def update_channel(request: Request, gw: Gateway) -> Response:
+    channel = await _path_channel(request, gw)
+    body = await json_body(request)
+    if "retry_horizon_seconds" not in body:
+        raise RequestError(100, "Nothing to change: give 'retry_horizon_seconds' (a number, or null for the default)")
+    horizon = body["retry_horizon_seconds"]
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int | float)):
+        raise RequestError(100, "'retry_horizon_seconds' must be a number or null")
+    await gw.webhooks.set_retry_horizon(channel, float(horizon) if horizon is not None else None)
+    return json_response({**_channel(channel), "retry_horizon_seconds": horizon})
+
+
+@partner_face
 async def create_api_key(request: Request, gw: Gateway) -> Response:
     channel = await _path_channel(request, gw)
     key = await gw.accounts.rotate_api_key(channel)
@@ -144,6 +157,7 @@ routes = [
     Route(PREFIX + "/wabas", create_waba, methods=["POST"]),
     Route(PREFIX + "/channels", list_channels, methods=["GET"]),
     Route(PREFIX + "/channels", create_channel, methods=["POST"]),
+    Route(PREFIX + "/channels/{channel_id}", update_channel, methods=["PATCH"]),
     Route(PREFIX + "/channels/{channel_id}/api_keys", create_api_key, methods=["POST"]),
     Route(PREFIX + "/channels/{channel_id}/api_keys", list_api_keys, methods=["GET"]),
 ]

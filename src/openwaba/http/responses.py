@@ -89,6 +89,8 @@ async def json_body(request: Request) -> dict[str, Any]:
         document = msgspec.json.decode(raw) if raw else {}
     except msgspec.DecodeError as exc:
         raise RequestError(100, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(100, "Request body is nested too deeply") from None
     if not isinstance(document, dict):
         raise RequestError(100, "Request body must be a JSON object")
     return document

@@ -17,9 +17,11 @@ from collections.abc import Awaitable
 
 import aiohttp
 
+from openwaba import metrics
 from openwaba.clock import Clock
 from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, DueDelivery
-from openwaba.domain.retry import RetryPolicy
+from openwaba.domain.retry import RetryPolicy, honour_retry_after, parse_retry_after
+from openwaba.domain.signing import meta_signature, standard_signature
 from openwaba.storage.base import AttemptRecord, Storage
 
 log = logging.getLogger("openwaba.delivery")
@@ -31,12 +33,22 @@ _USER_AGENT = "openwaba-webhooks/0.1"
 
 
 class Dispatcher:
-    def __init__(self, storage: Storage, clock: Clock, policy: RetryPolicy, timeout: float, concurrency: int):
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        policy: RetryPolicy,
+        timeout: float,
+        concurrency: int,
+        per_destination: int = 16,
+    ):
         self._storage = storage
         self._clock = clock
         self._policy = policy
         self._timeout = timeout
         self._concurrency = concurrency
+        self._per_destination = per_destination
+        self._destination_slots: dict[int, asyncio.Semaphore] = {}
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -101,26 +113,29 @@ class Dispatcher:
     async def _deliver_after(self, previous: Awaitable[None] | None, delivery: DueDelivery) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # keep the conversation's order; its outcome does not matter
-        outcome = await self._attempt(delivery)
+        slots = self._destination_slots.setdefault(delivery.destination_id, asyncio.Semaphore(self._per_destination))
+        async with slots:
+            outcome = await self._attempt(delivery)
+        label = str(delivery.destination_id)
+        metrics.attempts.labels(label, "succeeded" if outcome.succeeded else "failed").inc()
+        metrics.latency.labels(label).observe(outcome.duration_ms / 1000)
         await self._storage.record_attempts([self._decide(delivery, outcome)], self._clock.now())
 
     async def _attempt(self, delivery: DueDelivery) -> AttemptOutcome:
         assert self._session is not None
         started_at = self._clock.now()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": _USER_AGENT,
-            "webhook-id": delivery.event_id,
-            "webhook-timestamp": str(int(started_at)),
-            **delivery.headers,
-        }
+        # Signatures carry wall-clock time: receivers compare it with their own clock.
+        headers = _headers(delivery, int(time.time()))
         status: int | None = None
+        retry_after: float | None = None
         error: str | None = None
         excerpt = ""
         t0 = time.perf_counter()
         try:
             async with self._session.post(delivery.url, data=delivery.body, headers=headers) as response:
                 status = response.status
+                if status in (429, 503):
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
                 excerpt = (await response.content.read(_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"timeout: no answer within {self._timeout:g} s"
@@ -129,14 +144,36 @@ class Dispatcher:
         duration_ms = (time.perf_counter() - t0) * 1000
         if status is not None and status != 200:
             error = f"HTTP {status}"
-        return AttemptOutcome(delivery.id, started_at, duration_ms, status, error, excerpt)
+        return AttemptOutcome(delivery.id, started_at, duration_ms, status, error, excerpt, retry_after)
 
     def _decide(self, delivery: DueDelivery, outcome: AttemptOutcome) -> AttemptRecord:
+        destination = delivery.destination_id
         if outcome.succeeded:
-            return AttemptRecord(outcome, DeliveryState.DELIVERED, None)
+            return AttemptRecord(outcome, DeliveryState.DELIVERED, None, destination)
+        if outcome.status_code == 410:
+            log.warning("destination %s answered 410 Gone: disabling it", delivery.url)
+            return AttemptRecord(outcome, DeliveryState.DEAD, None, destination, disable_destination=True)
+        now = self._clock.now()
         failures = delivery.attempts + 1
-        next_at = self._policy.next_attempt_at(delivery.created_at, failures, self._clock.now())
+        next_at = self._policy.next_attempt_at(delivery.created_at, failures, now, delivery.deadline)
+        if outcome.retry_after is not None:
+            next_at = honour_retry_after(next_at, now, outcome.retry_after, delivery.deadline)
         if next_at is None:
             log.warning("delivery %s of event %s dead-lettered after %d attempts", delivery.id, delivery.event_id, failures)
-            return AttemptRecord(outcome, DeliveryState.DEAD, None)
-        return AttemptRecord(outcome, DeliveryState.PENDING, next_at)
+            return AttemptRecord(outcome, DeliveryState.DEAD, None, destination)
+        return AttemptRecord(outcome, DeliveryState.PENDING, next_at, destination)
+
+
+def _headers(delivery: DueDelivery, timestamp: int) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": _USER_AGENT,
+        "webhook-id": delivery.event_id,
+        "webhook-timestamp": str(timestamp),
+        **delivery.headers,
+    }
+    if delivery.secrets:
+        headers["webhook-signature"] = standard_signature(delivery.secrets, delivery.event_id, timestamp, delivery.body)
+    if delivery.app_secret:
+        headers["X-Hub-Signature-256"] = meta_signature(delivery.app_secret, delivery.body)
+    return headers

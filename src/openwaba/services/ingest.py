@@ -22,7 +22,15 @@ log = logging.getLogger("openwaba.ingest")
 
 
 class Ingest:
-    def __init__(self, storage: Storage, accounts: Accounts, webhooks: Webhooks, on_new_work: Callable[[], None]):
+    def __init__(
+        self,
+        storage: Storage,
+        accounts: Accounts,
+        webhooks: Webhooks,
+        on_new_work: Callable[[], None],
+        default_horizon: float,
+    ):
+        self._default_horizon = default_horizon
         self._storage = storage
         self._accounts = accounts
         self._webhooks = webhooks
@@ -58,6 +66,7 @@ class Ingest:
             created_at=at,
             body=render(channel.format.value, channel.waba_id, item.value),
             fanout=await self._webhooks.fan_out(channel),
+            deadline=at + (await self._webhooks.retry_horizon(channel) or self._default_horizon),
             order_key=f"{channel.id}:{item.wa_id or ''}",
             message_status=item.item.get("status") if item.kind == "status" else None,
         )

@@ -17,6 +17,7 @@ from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode
 from openwaba.domain.deliveries import Destination
 from openwaba.domain.errors import OpenwabaError, RequestError
 from openwaba.domain.routing import FanOut, FanoutMode, WebhookSetup, fan_out
+from openwaba.domain.signing import secret_key
 from openwaba.domain.webhook_urls import check_webhook_url, is_private_address
 from openwaba.storage.base import Storage
 
@@ -42,10 +43,27 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Signing:
+    """Requested signing changes: None keeps, "" removes, a value sets (a new
+    Standard Webhooks secret is added in front; the previous one stays valid)."""
+
+    secret: str | None = None
+    app_secret: str | None = None
+
+    def secrets_after(self, current: tuple[str, ...]) -> tuple[str, ...]:
+        if self.secret is None:
+            return current
+        if self.secret == "":
+            return ()
+        return (self.secret, *current[:1])
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationSpec:
     name: str
     url: str
     headers: dict[str, str]
+    signing: Signing = Signing()
 
 
 def channel_scope(channel: Channel) -> str:
@@ -62,6 +80,7 @@ class Webhooks:
         self._multi_max = multi_max
         self._ssrf_guard = ssrf_guard
         self._setups: dict[int, WebhookSetup] = {}
+        self._horizons: dict[int, float | None] = {}
 
     # routing ------------------------------------------------------------------
     async def fan_out(self, channel: Channel) -> FanOut:
@@ -87,6 +106,18 @@ class Webhooks:
             fanout=FanoutMode(fanout),
         )
 
+    async def retry_horizon(self, channel: Channel) -> float | None:
+        """The channel's own retry horizon in seconds, or None for the deployment's."""
+        if channel.id not in self._horizons:
+            self._horizons[channel.id] = await self._storage.channel_retry_horizon(channel.id)
+        return self._horizons[channel.id]
+
+    async def set_retry_horizon(self, channel: Channel, horizon: float | None) -> None:
+        if horizon is not None and not 60 <= horizon <= 30 * 86400:
+            raise RequestError(100, "'retry_horizon_seconds' must be between 60 and 2592000 (30 days), or null")
+        await self._storage.set_channel_retry_horizon(channel.id, horizon)
+        self._horizons.pop(channel.id, None)
+
     def forget(self) -> None:
         """Drop cached configuration (after a change made elsewhere, e.g. key rotation)."""
         self._setups.clear()
@@ -98,14 +129,20 @@ class Webhooks:
     async def get_main(self, channel: Channel) -> WebhookConfig | None:
         return _config(await self._find(channel_scope(channel), MAIN))
 
-    async def set_main(self, channel: Channel, url: str, headers: dict[str, str]) -> WebhookConfig | None:
+    async def set_main(
+        self, channel: Channel, url: str, headers: dict[str, str], signing: Signing = Signing()
+    ) -> WebhookConfig | None:
         """Set the phone-number webhook; an empty URL removes it."""
         if not url:
             await self._storage.remove_destination(channel_scope(channel), MAIN, MAIN)
             self._changed()
             return None
         await self._check_url(channel, url)
-        await self._storage.set_destination(channel_scope(channel), MAIN, MAIN, url, headers)
+        current = await self._find(channel_scope(channel), MAIN)
+        secrets, app_secret = _signing_after(signing, current)
+        await self._storage.set_destination(
+            channel_scope(channel), MAIN, MAIN, url, headers, secrets=secrets, app_secret=app_secret
+        )
         self._changed()
         return WebhookConfig(url, headers)
 
@@ -155,15 +192,26 @@ class Webhooks:
         await self._add(channel, existing, specs)
         self._changed()
 
-    async def update_multi(self, channel: Channel, name: str, url: str | None, headers: dict[str, str] | None) -> None:
+    async def update_multi(
+        self,
+        channel: Channel,
+        name: str,
+        url: str | None,
+        headers: dict[str, str] | None,
+        signing: Signing = Signing(),
+    ) -> None:
         existing = await self._enabled_destinations(channel)
-        if not any(d.name == name for d in existing):
+        current = next((d for d in existing if d.name == name), None)
+        if current is None:
             raise WebhookConfigError(f"No destination named '{name}' (names are case-sensitive)", 404)
-        if url is None and headers is None:
-            raise WebhookConfigError("Give 'url' and/or 'headers' to change")
+        if url is None and headers is None and signing == Signing():
+            raise WebhookConfigError("Give 'url', 'headers' or a signing secret to change")
         if url is not None:
             await self._check_url(channel, url)
-        await self._storage.update_destination(channel_scope(channel), MULTI, name, url, headers)
+        secrets, app_secret = _signing_after(signing, current)
+        await self._storage.update_destination(
+            channel_scope(channel), MULTI, name, url, headers, secrets=secrets, app_secret=app_secret
+        )
         self._changed()
 
     async def delete_multi(self, channel: Channel, name: str) -> None:
@@ -191,7 +239,10 @@ class Webhooks:
         for spec in specs:
             await self._check_url(channel, spec.url)
         for spec in specs:
-            await self._storage.set_destination(channel_scope(channel), MULTI, spec.name, spec.url, spec.headers)
+            secrets, app_secret = _signing_after(spec.signing, None)
+            await self._storage.set_destination(
+                channel_scope(channel), MULTI, spec.name, spec.url, spec.headers, secrets=secrets, app_secret=app_secret
+            )
 
     # rules ---------------------------------------------------------------------------------
     async def _find(self, scope: str, kind: str) -> Destination | None:
@@ -224,6 +275,29 @@ async def _refuse_private(url: str, host: str) -> None:
             )
 
 
+def _signing_after(signing: Signing, current: Destination | None) -> tuple[tuple[str, ...], str | None]:
+    secrets = signing.secrets_after(current.secrets if current else ())
+    if signing.app_secret is None:
+        app_secret = current.app_secret if current else None
+    else:
+        app_secret = signing.app_secret or None
+    return secrets, app_secret
+
+
+def parse_signing(body: dict[str, Any], where: str = "") -> Signing:
+    """Optional `secret` (Standard Webhooks `whsec_…`) and `app_secret` (Meta) fields."""
+    secret, app_secret = body.get("secret"), body.get("app_secret")
+    for key, value in (("secret", secret), ("app_secret", app_secret)):
+        if value is not None and not isinstance(value, str):
+            raise WebhookConfigError(f"'{where}{key}' must be a string (\"\" removes it)")
+    if secret:
+        try:
+            secret_key(secret)
+        except RequestError as exc:
+            raise WebhookConfigError(f"'{where}secret': {exc.details}") from None
+    return Signing(secret, app_secret)
+
+
 def _config(destination: Destination | None) -> WebhookConfig | None:
     if destination is None:
         return None
@@ -245,7 +319,8 @@ def parse_destinations(raw: Any) -> list[DestinationSpec]:
             raise WebhookConfigError(f"destinations[{index}].name must be a non-empty string")
         if not isinstance(url, str) or not url:
             raise WebhookConfigError(f"destinations[{index}].url must be a non-empty string")
-        specs.append(DestinationSpec(name, url, parse_headers(item.get("headers"), f"destinations[{index}].headers")))
+        headers = parse_headers(item.get("headers"), f"destinations[{index}].headers")
+        specs.append(DestinationSpec(name, url, headers, parse_signing(item, f"destinations[{index}].")))
     return specs
 
 

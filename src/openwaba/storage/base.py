@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
-from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, Destination, DueDelivery
+from openwaba.domain.deliveries import (
+    AttemptOutcome,
+    AttemptView,
+    DeliveryFilter,
+    DeliveryState,
+    DeliveryView,
+    Destination,
+    DueDelivery,
+)
 from openwaba.domain.messages import OutgoingMessage
 from openwaba.domain.routing import FanOut
 
@@ -28,6 +36,7 @@ class NewEvent:
     created_at: float  # when it happened; its first delivery attempt is due then
     body: bytes  # the webhook body, rendered in the channel's format
     fanout: FanOut
+    deadline: float  # the retry horizon of its deliveries
     order_key: str  # channel and user: the conversation this event belongs to
     message_status: str | None = None  # for status events: the outbound message's new status
 
@@ -67,6 +76,8 @@ class AttemptRecord:
     outcome: AttemptOutcome
     state: DeliveryState
     next_attempt_at: float | None
+    destination_id: int = 0
+    disable_destination: bool = False  # the receiver answered 410 Gone
 
 
 class Storage(abc.ABC):
@@ -122,15 +133,30 @@ class Storage(abc.ABC):
     # A scope is "channel:<id>" (kinds main and multi) or "waba:<id>" (kind waba).
     @abc.abstractmethod
     async def set_destination(
-        self, scope: str, kind: str, name: str, url: str, headers: dict[str, str], override_all: bool = False
+        self,
+        scope: str,
+        kind: str,
+        name: str,
+        url: str,
+        headers: dict[str, str],
+        override_all: bool = False,
+        secrets: Sequence[str] = (),
+        app_secret: str | None = None,
     ) -> None:
         """Create or replace a destination."""
 
     @abc.abstractmethod
     async def update_destination(
-        self, scope: str, kind: str, name: str, url: str | None, headers: dict[str, str] | None
+        self,
+        scope: str,
+        kind: str,
+        name: str,
+        url: str | None,
+        headers: dict[str, str] | None,
+        secrets: Sequence[str] | None = None,
+        app_secret: str | None = None,
     ) -> bool:
-        """Change url and/or headers; False when there is no such destination."""
+        """Change what is given (None keeps it); False when there is no such destination."""
 
     @abc.abstractmethod
     async def remove_destination(self, scope: str, kind: str, name: str) -> bool:
@@ -172,6 +198,33 @@ class Storage(abc.ABC):
     async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:
         """Store outcomes; a delivered primary releases the deliveries held for it
         (due at `now`), a dead one dead-letters them."""
+
+    @abc.abstractmethod
+    async def deliveries(self, channel_id: int, where: DeliveryFilter, limit: int, before_id: int | None) -> list[DeliveryView]:
+        """The channel's deliveries, newest first."""
+
+    @abc.abstractmethod
+    async def attempts(self, delivery_id: int) -> list[AttemptView]: ...
+
+    @abc.abstractmethod
+    async def event_body(self, event_id: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def replay(self, channel_id: int, where: DeliveryFilter, now: float, deadline: float) -> int:
+        """Make matching deliveries (not pending) due again at `now`; returns how many."""
+
+    @abc.abstractmethod
+    async def queue_stats(self) -> tuple[int, float | None]:
+        """(pending deliveries, creation time of the oldest)."""
+
+    @abc.abstractmethod
+    async def notices(self, channel_id: int, limit: int) -> list[tuple[float, str, str]]: ...
+
+    @abc.abstractmethod
+    async def channel_retry_horizon(self, channel_id: int) -> float | None: ...
+
+    @abc.abstractmethod
+    async def set_channel_retry_horizon(self, channel_id: int, horizon: float | None) -> None: ...
 
     @abc.abstractmethod
     async def release_leases(self) -> None:

@@ -24,7 +24,14 @@ from typing import Any, TypeVar
 import msgspec
 
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
-from openwaba.domain.deliveries import DeliveryState, Destination, DueDelivery
+from openwaba.domain.deliveries import (
+    AttemptView,
+    DeliveryFilter,
+    DeliveryState,
+    DeliveryView,
+    Destination,
+    DueDelivery,
+)
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.messages import OutgoingMessage
 from openwaba.storage.base import ApiKeyInfo, AttemptRecord, InboundMessage, NewEvent, QueuedMessage, Storage
@@ -32,6 +39,7 @@ from openwaba.storage.queries import load_migrations, load_queries
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
+_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 _BATCH_LIMIT = 512
 _Q = load_queries("sqlite")
@@ -51,11 +59,18 @@ class SQLiteStorage(Storage):
         self._lock_file = _lock_exclusively(self._path.with_suffix(".lock"))
         self._loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="openwaba-sqlite", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, args=(self._loop, ready), name="openwaba-sqlite", daemon=True
+        )
         self._thread.start()
-        await ready
+        try:
+            await ready
+        except StorageError:
+            await self.close()
+            raise
 
     async def close(self) -> None:
+        self._loop = None  # from now on, _run() refuses work instead of queueing it forever
         if self._thread is not None:
             self._jobs.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
@@ -64,15 +79,14 @@ class SQLiteStorage(Storage):
             os.close(self._lock_file)
             self._lock_file = None
 
-    def _serve(self, ready: asyncio.Future[None]) -> None:
-        assert self._loop is not None
+    def _serve(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         try:
             conn = _connect(self._path)
             _migrate(conn)
         except Exception as exc:  # start-up failure: report it to open()
-            self._loop.call_soon_threadsafe(ready.set_exception, StorageError(f"cannot open {self._path}: {exc}"))
+            loop.call_soon_threadsafe(ready.set_exception, StorageError(f"cannot open {self._path}: {exc}"))
             return
-        self._loop.call_soon_threadsafe(ready.set_result, None)
+        loop.call_soon_threadsafe(ready.set_result, None)
         try:
             while (job := self._jobs.get()) is not None:
                 batch = [job]
@@ -85,32 +99,9 @@ class SQLiteStorage(Storage):
                         self._jobs.put(None)  # stop after this batch
                         break
                     batch.append(nxt)
-                self._run_batch(conn, batch)
+                loop.call_soon_threadsafe(_settle, _run_batch(conn, batch))
         finally:
             conn.close()
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for operation, future in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = operation(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    outcomes.append((future, None, _translate(exc)))
-                else:
-                    outcomes.append((future, result, None))
-                conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.rollback()
-            error = StorageError(f"transaction failed: {exc}")
-            outcomes = [(future, None, error) for _, future in batch]
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(_settle, outcomes)
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         if self._loop is None:
@@ -175,20 +166,36 @@ class SQLiteStorage(Storage):
 
     # destinations -------------------------------------------------------------
     async def set_destination(
-        self, scope: str, kind: str, name: str, url: str, headers: dict[str, str], override_all: bool = False
+        self,
+        scope: str,
+        kind: str,
+        name: str,
+        url: str,
+        headers: dict[str, str],
+        override_all: bool = False,
+        secrets: Sequence[str] = (),
+        app_secret: str | None = None,
     ) -> None:
         params = {
-            "scope": scope, "kind": kind, "name": name, "url": url,
-            "headers": json.dumps(headers), "override_all": int(override_all),
+            "scope": scope, "kind": kind, "name": name, "url": url, "headers": json.dumps(headers),
+            "override_all": int(override_all), "secrets": json.dumps(list(secrets)), "app_secret": app_secret,
         }
         await self._run(lambda c: c.execute(_Q["upsert_destination"], params))
 
     async def update_destination(
-        self, scope: str, kind: str, name: str, url: str | None, headers: dict[str, str] | None
+        self,
+        scope: str,
+        kind: str,
+        name: str,
+        url: str | None,
+        headers: dict[str, str] | None,
+        secrets: Sequence[str] | None = None,
+        app_secret: str | None = None,
     ) -> bool:
         params = {
             "scope": scope, "kind": kind, "name": name, "url": url,
             "headers": json.dumps(headers) if headers is not None else None,
+            "secrets": json.dumps(list(secrets)) if secrets is not None else None, "app_secret": app_secret,
         }
         cursor = await self._run(lambda c: c.execute(_Q["update_destination"], params))
         return bool(cursor.rowcount)
@@ -198,7 +205,10 @@ class SQLiteStorage(Storage):
 
     async def destinations(self, scope: str) -> list[Destination]:
         rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (scope,)).fetchall())
-        return [Destination(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5])) for r in rows]
+        return [
+            Destination(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), tuple(json.loads(r[6])), r[7], bool(r[8]))
+            for r in rows
+        ]
 
     async def channel_webhook_flags(self, channel_id: int) -> tuple[bool, str]:
         row = await self._run(lambda c: c.execute(_Q["select_channel_flags"], (channel_id,)).fetchone())
@@ -263,7 +273,10 @@ class SQLiteStorage(Storage):
             for (delivery_id,) in ids:
                 row = c.execute(_Q["select_claimed"], (delivery_id,)).fetchone()
                 if row:
-                    due.append(DueDelivery(*row[:5], url=row[5], headers=json.loads(row[6]), body=row[7]))
+                    due.append(DueDelivery(
+                        *row[:7], url=row[7], headers=json.loads(row[8]), secrets=tuple(json.loads(row[9])),
+                        app_secret=row[10], body=row[11],
+                    ))
             return due
 
         return await self._run(op)
@@ -286,8 +299,46 @@ class SQLiteStorage(Storage):
                     c.execute(_Q["release_children"], (now, o.delivery_id))
                 elif r.state is DeliveryState.DEAD:
                     c.execute(_Q["dead_letter_children"], (o.delivery_id,))
+                if r.disable_destination:
+                    _disable_destination(c, r.destination_id, o.delivery_id, now)
 
         await self._run(op)
+
+    async def deliveries(
+        self, channel_id: int, where: DeliveryFilter, limit: int, before_id: int | None
+    ) -> list[DeliveryView]:
+        params = {**_filter_params(channel_id, where), "limit": limit, "before_id": before_id}
+        rows = await self._run(lambda c: c.execute(_Q["select_deliveries"], params).fetchall())
+        return [DeliveryView(*row) for row in rows]
+
+    async def attempts(self, delivery_id: int) -> list[AttemptView]:
+        rows = await self._run(lambda c: c.execute(_Q["select_attempts"], (delivery_id,)).fetchall())
+        return [AttemptView(*row) for row in rows]
+
+    async def event_body(self, event_id: str) -> bytes | None:
+        row = await self._run(lambda c: c.execute(_Q["select_event_body"], (event_id,)).fetchone())
+        return bytes(row[0]) if row else None
+
+    async def replay(self, channel_id: int, where: DeliveryFilter, now: float, deadline: float) -> int:
+        params = {**_filter_params(channel_id, where), "now": now, "deadline": deadline}
+        params.pop("event_id")
+        cursor = await self._run(lambda c: c.execute(_Q["replay_deliveries"], params))
+        return int(cursor.rowcount)
+
+    async def queue_stats(self) -> tuple[int, float | None]:
+        row = await self._run(lambda c: c.execute(_Q["queue_stats"]).fetchone())
+        return int(row[0]), row[1]
+
+    async def notices(self, channel_id: int, limit: int) -> list[tuple[float, str, str]]:
+        rows = await self._run(lambda c: c.execute(_Q["select_notices"], (channel_id, limit)).fetchall())
+        return [tuple(row) for row in rows]
+
+    async def channel_retry_horizon(self, channel_id: int) -> float | None:
+        row = await self._run(lambda c: c.execute(_Q["select_channel_horizon"], (channel_id,)).fetchone())
+        return row[0] if row else None
+
+    async def set_channel_retry_horizon(self, channel_id: int, horizon: float | None) -> None:
+        await self._run(lambda c: c.execute(_Q["update_channel_horizon"], (horizon, channel_id)))
 
     async def release_leases(self) -> None:
         await self._run(lambda c: c.execute(_Q["release_leases"]))
@@ -299,6 +350,30 @@ class SQLiteStorage(Storage):
 
     async def set_value(self, key: str, value: str) -> None:
         await self._run(lambda c: c.execute(_Q["set_kv"], (key, value)))
+
+
+def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[_Outcome]:
+    """Run queued operations in one transaction; each in a savepoint of its own."""
+    outcomes: list[_Outcome] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for operation, future in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                result = operation(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO op")
+                outcomes.append((future, None, _translate(exc)))
+            else:
+                outcomes.append((future, result, None))
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.rollback()
+        error = StorageError(f"transaction failed: {exc}")
+        outcomes = [(future, None, error) for _, future in batch]
+    return outcomes
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -341,9 +416,28 @@ def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str)
     return True
 
 
+def _filter_params(channel_id: int, where: DeliveryFilter) -> dict[str, Any]:
+    return {
+        "channel_id": channel_id, "state": where.state, "destination": where.destination,
+        "event_id": where.event_id, "since": where.since, "until": where.until, "delivery_id": where.delivery_id,
+    }
+
+
+def _disable_destination(c: sqlite3.Connection, destination_id: int, delivery_id: int, now: float) -> None:
+    """A 410 Gone: stop posting there, dead-letter what waits for it, tell the operator."""
+    c.execute(_Q["disable_destination"], (destination_id,))
+    c.execute(_Q["dead_letter_disabled"], (destination_id, delivery_id))
+    row = c.execute(_Q["select_destination_scope"], (destination_id,)).fetchone()
+    if row:
+        scope, name, url = row
+        channel_id = int(scope.split(":", 1)[1]) if scope.startswith("channel:") else None
+        detail = f"destination '{name}' ({url}) answered 410 Gone: disabled, its pending deliveries dead-lettered"
+        c.execute(_Q["insert_notice"], (now, channel_id, "destination_disabled", detail))
+
+
 def _insert_deliveries(c: sqlite3.Connection, event: NewEvent) -> None:
     fanout = event.fanout
-    base = {"event_id": event.id, "created_at": event.created_at}
+    base = {"event_id": event.id, "created_at": event.created_at, "deadline": event.deadline}
     parent_id = None
     if fanout.primary is not None:
         row = c.execute(_Q["insert_delivery"], {
@@ -367,7 +461,7 @@ def _translate(exc: Exception) -> BaseException:
     return exc
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _settle(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
         if future.done():
             continue  # the caller went away (cancelled); the write still happened

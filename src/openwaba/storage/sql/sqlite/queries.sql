@@ -44,18 +44,21 @@ INSERT OR IGNORE INTO sandbox_users (channel_id, wa_id, name, user_id) VALUES (?
 SELECT wa_id, name, user_id FROM sandbox_users WHERE channel_id = ? ORDER BY wa_id;
 
 -- name: upsert_destination
-INSERT INTO destinations (scope, kind, name, url, headers, override_all, position)
+INSERT INTO destinations (scope, kind, name, url, headers, override_all, position, secrets, app_secret)
 VALUES (:scope, :kind, :name, :url, :headers, :override_all,
-        (SELECT coalesce(max(position), 0) + 1 FROM destinations WHERE scope = :scope))
+        (SELECT coalesce(max(position), 0) + 1 FROM destinations WHERE scope = :scope), :secrets, :app_secret)
 ON CONFLICT (scope, kind, name) DO UPDATE
-SET url = excluded.url, headers = excluded.headers, override_all = excluded.override_all;
+SET url = excluded.url, headers = excluded.headers, override_all = excluded.override_all, removed = 0,
+    disabled = 0, secrets = excluded.secrets, app_secret = excluded.app_secret,
+    position = CASE WHEN destinations.removed THEN excluded.position ELSE destinations.position END;
 
 -- name: update_destination
-UPDATE destinations SET url = coalesce(:url, url), headers = coalesce(:headers, headers)
-WHERE scope = :scope AND kind = :kind AND name = :name;
+UPDATE destinations SET url = coalesce(:url, url), headers = coalesce(:headers, headers),
+       secrets = coalesce(:secrets, secrets), app_secret = coalesce(:app_secret, app_secret), disabled = 0
+WHERE scope = :scope AND kind = :kind AND name = :name AND removed = 0;
 
 -- name: select_destination_id
-SELECT id FROM destinations WHERE scope = ? AND kind = ? AND name = ?;
+SELECT id FROM destinations WHERE scope = ? AND kind = ? AND name = ? AND removed = 0;
 
 -- name: dead_letter_destination
 UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, lease_until = NULL,
@@ -63,10 +66,11 @@ UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, lease_until = NULL
 WHERE destination_id = ? AND state IN ('pending', 'held');
 
 -- name: delete_destination
-DELETE FROM destinations WHERE id = ?;
+UPDATE destinations SET removed = 1 WHERE id = ?;
 
 -- name: select_destinations
-SELECT id, kind, name, url, headers, override_all FROM destinations WHERE scope = ? ORDER BY position;
+SELECT id, kind, name, url, headers, override_all, secrets, app_secret, disabled
+FROM destinations WHERE scope = ? AND removed = 0 ORDER BY position;
 
 -- name: insert_message
 INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
@@ -88,8 +92,9 @@ INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VA
 
 -- name: insert_delivery
 -- Inserts nothing when the destination was removed after routing was decided.
-INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at, parent_id)
-SELECT :event_id, id, :state, :created_at, :next_attempt_at, :parent_id FROM destinations WHERE id = :destination_id
+INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at, deadline, parent_id)
+SELECT :event_id, id, :state, :created_at, :next_attempt_at, :deadline, :parent_id
+FROM destinations WHERE id = :destination_id AND removed = 0 AND disabled = 0
 RETURNING id;
 
 -- name: claim_due
@@ -104,7 +109,8 @@ WHERE id IN (
 RETURNING id;
 
 -- name: select_claimed
-SELECT d.id, d.event_id, e.order_key, e.created_at, d.attempts, t.url, t.headers, e.body
+SELECT d.id, d.event_id, e.order_key, e.created_at, d.deadline, d.attempts, d.destination_id,
+       t.url, t.headers, t.secrets, t.app_secret, e.body
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN destinations t ON t.id = d.destination_id
@@ -130,6 +136,72 @@ UPDATE deliveries SET state = 'pending', next_attempt_at = ? WHERE parent_id = ?
 -- name: dead_letter_children
 UPDATE deliveries SET state = 'dead', last_error = 'the main webhook never answered 200'
 WHERE parent_id = ? AND state = 'held';
+
+-- name: disable_destination
+UPDATE destinations SET disabled = 1 WHERE id = ?;
+
+-- name: dead_letter_disabled
+UPDATE deliveries SET state = 'dead', next_attempt_at = NULL, lease_until = NULL,
+       last_error = 'destination disabled: the receiver answered 410 Gone'
+WHERE destination_id = ? AND state IN ('pending', 'held') AND id != ?;
+
+-- name: insert_notice
+INSERT INTO notices (at, channel_id, kind, detail) VALUES (?, ?, ?, ?);
+
+-- name: select_destination_scope
+SELECT scope, name, url FROM destinations WHERE id = ?;
+
+-- name: select_notices
+SELECT at, kind, detail FROM notices WHERE channel_id = ? ORDER BY id DESC LIMIT ?;
+
+-- name: select_channel_horizon
+SELECT retry_horizon FROM channels WHERE id = ?;
+
+-- name: update_channel_horizon
+UPDATE channels SET retry_horizon = ? WHERE id = ?;
+
+-- name: select_deliveries
+SELECT d.id, d.event_id, e.kind, e.wamid, t.kind, t.name, t.url, d.state, d.attempts, d.created_at,
+       d.next_attempt_at, d.deadline, d.last_status, d.last_error
+FROM deliveries d
+JOIN events e ON e.id = d.event_id
+JOIN destinations t ON t.id = d.destination_id
+WHERE e.channel_id = :channel_id
+  AND (:state IS NULL OR d.state = :state)
+  AND (:destination IS NULL OR t.name = :destination)
+  AND (:event_id IS NULL OR d.event_id = :event_id)
+  AND (:delivery_id IS NULL OR d.id = :delivery_id)
+  AND (:since IS NULL OR d.created_at >= :since)
+  AND (:until IS NULL OR d.created_at < :until)
+  AND (:before_id IS NULL OR d.id < :before_id)
+ORDER BY d.id DESC
+LIMIT :limit;
+
+-- name: select_attempts
+SELECT started_at, duration_ms, status_code, error, response_excerpt
+FROM attempts WHERE delivery_id = ? ORDER BY id;
+
+-- name: select_event_body
+SELECT body FROM events WHERE id = ?;
+
+-- name: replay_deliveries
+UPDATE deliveries
+SET state = 'pending', next_attempt_at = :now, deadline = :deadline, lease_until = NULL, parent_id = NULL
+WHERE id IN (
+    SELECT d.id FROM deliveries d
+    JOIN events e ON e.id = d.event_id
+    JOIN destinations t ON t.id = d.destination_id
+    WHERE e.channel_id = :channel_id AND t.removed = 0 AND t.disabled = 0
+      AND (:delivery_id IS NULL OR d.id = :delivery_id)
+      AND (:state IS NULL OR d.state = :state)
+      AND (:destination IS NULL OR t.name = :destination)
+      AND (:since IS NULL OR d.created_at >= :since)
+      AND (:until IS NULL OR d.created_at < :until)
+      AND d.state != 'pending'
+);
+
+-- name: queue_stats
+SELECT count(*), min(created_at) FROM deliveries WHERE state = 'pending';
 
 -- name: release_leases
 UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL;

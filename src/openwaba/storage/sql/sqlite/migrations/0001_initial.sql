@@ -15,6 +15,7 @@ CREATE TABLE channels (
     mode             TEXT NOT NULL,  -- sandbox | production: production enforces Cloud URL rules
     multi_webhook    INTEGER NOT NULL DEFAULT 0,  -- multi-webhook enabled
     fanout           TEXT NOT NULL DEFAULT 'after_main',  -- after_main | independent
+    retry_horizon    REAL,  -- seconds; NULL means the deployment's default
     created_at       REAL NOT NULL
 );
 
@@ -44,6 +45,10 @@ CREATE TABLE destinations (
     headers       TEXT NOT NULL,
     override_all  INTEGER NOT NULL DEFAULT 0,
     position      INTEGER NOT NULL,
+    removed       INTEGER NOT NULL DEFAULT 0,  -- kept, so the delivery log can still name it
+    disabled      INTEGER NOT NULL DEFAULT 0,  -- the receiver answered 410 Gone
+    secrets       TEXT NOT NULL DEFAULT '[]',  -- Standard Webhooks secrets, newest first
+    app_secret    TEXT,                        -- Meta app secret for X-Hub-Signature-256
     UNIQUE (scope, kind, name)
 );
 
@@ -84,6 +89,7 @@ CREATE TABLE deliveries (
     attempts         INTEGER NOT NULL DEFAULT 0,
     created_at       REAL NOT NULL,
     next_attempt_at  REAL,
+    deadline         REAL NOT NULL,  -- the retry horizon: no attempt after this
     lease_until      REAL,
     last_status      INTEGER,
     last_error       TEXT,
@@ -103,6 +109,15 @@ CREATE TABLE attempts (
     response_excerpt  TEXT NOT NULL
 );
 CREATE INDEX attempts_delivery ON attempts (delivery_id);
+
+-- Operational events: things an operator should know about (a destination disabled, ...).
+CREATE TABLE notices (
+    id          INTEGER PRIMARY KEY,
+    at          REAL NOT NULL,
+    channel_id  INTEGER,
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
 
 CREATE TABLE kv (
     key    TEXT PRIMARY KEY,
