@@ -8,6 +8,7 @@ import os
 import shlex
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,7 +28,9 @@ webhooks_app = typer.Typer(help="Read or set a number's webhook (its D360-API-KE
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(channels_app, name="channels")
 app.add_typer(keys_app, name="keys")
+deliveries_app = typer.Typer(help="The delivery log: list, inspect, replay (D360-API-KEY needed).", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(deliveries_app, name="deliveries")
 
 UrlOption = Annotated[str, typer.Option("--url", help="openwaba's base URL [env OPENWABA_URL].")]
 KeyOption = Annotated[str, typer.Option("--api-key", help="The number's D360-API-KEY [env OPENWABA_API_KEY].")]
@@ -203,6 +206,64 @@ def webhooks_set(
         headers[name.strip()] = value.strip()
     body = {"url": webhook_url, "headers": headers}
     out.print_json(data=_call("POST", "/v1/configs/webhook", body, url, _number_auth(api_key)))
+
+
+@deliveries_app.command("ls")
+def deliveries_ls(
+    state: Annotated[str, typer.Option(help="held, pending, delivered or dead.")] = "",
+    destination: Annotated[str, typer.Option(help="Destination name (main, waba, or a multi-webhook name).")] = "",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    url: UrlOption = "",
+    api_key: KeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """List the number's deliveries, newest first."""
+    query = urllib.parse.urlencode({k: v for k, v in {"state": state, "destination": destination}.items() if v})
+    path = f"/deliveries?limit={limit}" + (f"&{query}" if query else "")
+    result = _call("GET", path, None, url, _number_auth(api_key))
+    if as_json:
+        out.print_json(data=result)
+        return
+    from rich.table import Table
+
+    table = Table("id", "event", "kind", "destination", "state", "attempts", "last")
+    for d in result["deliveries"]:
+        last = str(d["last_status"] or d["last_error"] or "")
+        table.add_row(
+            str(d["id"]), d["event_id"], d["event"]["kind"], d["destination"]["name"], d["state"],
+            str(d["attempts_made"]), last[:40],
+        )
+    out.print(table)
+
+
+@deliveries_app.command("show")
+def deliveries_show(
+    delivery_id: Annotated[int, typer.Argument(help="The delivery id.")], url: UrlOption = "", api_key: KeyOption = ""
+) -> None:
+    """Show one delivery with every attempt and the payload."""
+    out.print_json(data=_call("GET", f"/deliveries/{delivery_id}", None, url, _number_auth(api_key)))
+
+
+@deliveries_app.command("replay")
+def deliveries_replay(
+    delivery_id: Annotated[int | None, typer.Argument(help="One delivery; omit to replay by filter.")] = None,
+    destination: Annotated[str, typer.Option(help="Replay this destination's deliveries.")] = "",
+    state: Annotated[str, typer.Option(help="Which state to replay (filter mode).")] = "dead",
+    since: Annotated[float | None, typer.Option(help="Created at or after (Unix seconds).")] = None,
+    until: Annotated[float | None, typer.Option(help="Created before (Unix seconds).")] = None,
+    url: UrlOption = "",
+    api_key: KeyOption = "",
+) -> None:
+    """Attempt deliveries again, on the same event ids (dead-lettered ones by default)."""
+    auth = _number_auth(api_key)
+    if delivery_id is not None:
+        result = _call("POST", f"/deliveries/{delivery_id}/replay", None, url, auth)
+    else:
+        body = {"state": state, "destination": destination or None, "since": since, "until": until}
+        result = _call("POST", "/deliveries/replay", body, url, auth)
+    out.print(f"replayed {result['replayed']} deliveries")
+    if not result["replayed"]:
+        raise typer.Exit(1)
 
 
 def _number_auth(api_key: str) -> dict[str, str]:

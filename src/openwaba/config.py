@@ -34,6 +34,8 @@ class Settings:
     webhook_timeout: float = 10.0
     delivery_concurrency: int = 64
     destination_concurrency: int = 16  # in flight to one destination
+    circuit_open_after: float = 1800.0  # seconds of failing without a break before a destination is paused
+    circuit_probe_every: float = 60.0  # a paused destination gets one probe attempt this often
     # webhook routing
     multi_webhook_max: int = 3
     ssrf_guard: bool = True  # production numbers may not post to private/loopback addresses
@@ -114,6 +116,8 @@ _CONVERTERS = {
     "webhook_timeout": float,
     "delivery_concurrency": int,
     "destination_concurrency": int,
+    "circuit_open_after": float,
+    "circuit_probe_every": float,
     "clock": str,
     "multi_webhook_max": int,
     "ssrf_guard": _boolean,

@@ -14,7 +14,7 @@ from openwaba.connectors.base import Connector
 from openwaba.connectors.sandbox import SandboxConnector
 from openwaba.domain.errors import StateError
 from openwaba.services.accounts import Accounts, SandboxSeed
-from openwaba.services.delivery import Dispatcher
+from openwaba.services.delivery import CircuitBreaker, Dispatcher
 from openwaba.services.delivery_log import DeliveryLog
 from openwaba.services.ingest import Ingest
 from openwaba.services.sending import Sending
@@ -41,6 +41,7 @@ class Gateway:
             settings.webhook_timeout,
             settings.delivery_concurrency,
             settings.destination_concurrency,
+            CircuitBreaker(settings.circuit_open_after, settings.circuit_probe_every),
         )
         self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake, settings.retry_horizon)
         self.delivery_log = DeliveryLog(

@@ -26,6 +26,7 @@ class Destination:
     secrets: tuple[str, ...] = ()  # Standard Webhooks signing secrets, newest first
     app_secret: str | None = None  # signs X-Hub-Signature-256 when set
     disabled: bool = False  # the receiver answered 410 Gone
+    fifo: bool = False  # a conversation's events strictly in order, each waiting for the previous
 
 
 @dataclass(frozen=True, slots=True)

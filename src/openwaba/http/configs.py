@@ -12,7 +12,7 @@ from starlette.routing import Route
 from openwaba.domain.routing import FanoutMode
 from openwaba.http.cloud import channel_of, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
-from openwaba.services.webhooks import WebhookConfigError, parse_destinations, parse_headers, parse_signing
+from openwaba.services.webhooks import WebhookConfigError, parse_destinations, parse_headers, parse_options
 
 
 @flat_face
@@ -28,7 +28,7 @@ async def set_webhook(request: Request) -> Response:
     channel = await channel_of(request)
     body = await json_body(request)
     webhooks = gateway(request).webhooks
-    config = await webhooks.set_main(channel, _url(body), parse_headers(body.get("headers")), parse_signing(body))
+    config = await webhooks.set_main(channel, _url(body), parse_headers(body.get("headers")), parse_options(body))
     return json_response({"url": config.url if config else "", "headers": config.headers if config else {}})
 
 
@@ -98,7 +98,7 @@ async def update_multi_webhook(request: Request) -> Response:
     if url is not None and (not isinstance(url, str) or not url):
         raise WebhookConfigError("'url' must be a non-empty string")
     headers = parse_headers(body["headers"]) if "headers" in body else None
-    await gateway(request).webhooks.update_multi(channel, name, url, headers, parse_signing(body))
+    await gateway(request).webhooks.update_multi(channel, name, url, headers, parse_options(body))
     return json_response({"message": f"Destination '{name}' updated"})
 
 

@@ -32,6 +32,45 @@ _EXCERPT = 512
 _USER_AGENT = "openwaba-webhooks/0.1"
 
 
+class CircuitBreaker:
+    """Pauses a destination that has failed without a break for `open_after`
+    seconds: its due deliveries are postponed, not attempted, except one probe
+    every `probe_every` seconds. The first success closes the circuit.
+
+    State is per process and rebuilt from live traffic after a restart.
+    """
+
+    def __init__(self, open_after: float = 1800.0, probe_every: float = 60.0) -> None:
+        self._open_after = open_after
+        self._probe_every = probe_every
+        self._failing_since: dict[int, float] = {}
+        self._next_probe: dict[int, float] = {}
+
+    def is_open(self, destination_id: int, now: float) -> bool:
+        since = self._failing_since.get(destination_id)
+        return since is not None and now - since >= self._open_after
+
+    def admit(self, destination_id: int, now: float) -> float | None:
+        """None: attempt it now. Otherwise the time to postpone the delivery to."""
+        if not self.is_open(destination_id, now):
+            return None
+        probe_at = self._next_probe.get(destination_id, now)
+        if now >= probe_at:
+            self._next_probe[destination_id] = now + self._probe_every  # this one is the probe
+            return None
+        return probe_at
+
+    def record(self, destination_id: int, succeeded: bool, now: float) -> bool:
+        """Note an outcome; True when this success closed an open circuit."""
+        if not succeeded:
+            self._failing_since.setdefault(destination_id, now)
+            return False
+        was_open = self.is_open(destination_id, now)
+        self._failing_since.pop(destination_id, None)
+        self._next_probe.pop(destination_id, None)
+        return was_open
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -41,6 +80,7 @@ class Dispatcher:
         timeout: float,
         concurrency: int,
         per_destination: int = 16,
+        breaker: CircuitBreaker | None = None,
     ):
         self._storage = storage
         self._clock = clock
@@ -49,6 +89,7 @@ class Dispatcher:
         self._concurrency = concurrency
         self._per_destination = per_destination
         self._destination_slots: dict[int, asyncio.Semaphore] = {}
+        self._breaker = breaker or CircuitBreaker()
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -76,8 +117,15 @@ class Dispatcher:
         now = self._clock.now()
         lease = now + self._timeout + 30
         due = await self._storage.claim_due(now, min(free, _CLAIM_BATCH), lease)
+        postponed: dict[float, list[int]] = {}
         for delivery in due:
-            self._start(delivery)
+            resume_at = self._breaker.admit(delivery.destination_id, now)
+            if resume_at is None:
+                self._start(delivery)
+            else:
+                postponed.setdefault(resume_at, []).append(delivery.id)
+        for resume_at, ids in postponed.items():
+            await self._storage.defer(ids, resume_at)
         return len(due)
 
     async def _sleep(self) -> None:
@@ -119,7 +167,11 @@ class Dispatcher:
         label = str(delivery.destination_id)
         metrics.attempts.labels(label, "succeeded" if outcome.succeeded else "failed").inc()
         metrics.latency.labels(label).observe(outcome.duration_ms / 1000)
-        await self._storage.record_attempts([self._decide(delivery, outcome)], self._clock.now())
+        now = self._clock.now()
+        await self._storage.record_attempts([self._decide(delivery, outcome)], now)
+        if self._breaker.record(delivery.destination_id, outcome.succeeded, now):
+            log.info("destination %s answers again: resuming its paused deliveries", delivery.url)
+            await self._storage.undefer(delivery.destination_id, now)
 
     async def _attempt(self, delivery: DueDelivery) -> AttemptOutcome:
         assert self._session is not None

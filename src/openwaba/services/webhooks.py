@@ -43,12 +43,14 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Signing:
-    """Requested signing changes: None keeps, "" removes, a value sets (a new
-    Standard Webhooks secret is added in front; the previous one stays valid)."""
+class DestinationOptions:
+    """Requested changes to how a destination is signed and ordered. None keeps
+    the current value; for secrets "" removes and a value sets (a new Standard
+    Webhooks secret goes in front, the previous one stays valid: rotation)."""
 
     secret: str | None = None
     app_secret: str | None = None
+    fifo: bool | None = None
 
     def secrets_after(self, current: tuple[str, ...]) -> tuple[str, ...]:
         if self.secret is None:
@@ -63,7 +65,7 @@ class DestinationSpec:
     name: str
     url: str
     headers: dict[str, str]
-    signing: Signing = Signing()
+    options: DestinationOptions = DestinationOptions()
 
 
 def channel_scope(channel: Channel) -> str:
@@ -130,7 +132,7 @@ class Webhooks:
         return _config(await self._find(channel_scope(channel), MAIN))
 
     async def set_main(
-        self, channel: Channel, url: str, headers: dict[str, str], signing: Signing = Signing()
+        self, channel: Channel, url: str, headers: dict[str, str], options: DestinationOptions = DestinationOptions()
     ) -> WebhookConfig | None:
         """Set the phone-number webhook; an empty URL removes it."""
         if not url:
@@ -139,9 +141,8 @@ class Webhooks:
             return None
         await self._check_url(channel, url)
         current = await self._find(channel_scope(channel), MAIN)
-        secrets, app_secret = _signing_after(signing, current)
         await self._storage.set_destination(
-            channel_scope(channel), MAIN, MAIN, url, headers, secrets=secrets, app_secret=app_secret
+            channel_scope(channel), MAIN, MAIN, url, headers, **_options_after(options, current)
         )
         self._changed()
         return WebhookConfig(url, headers)
@@ -198,19 +199,18 @@ class Webhooks:
         name: str,
         url: str | None,
         headers: dict[str, str] | None,
-        signing: Signing = Signing(),
+        options: DestinationOptions = DestinationOptions(),
     ) -> None:
         existing = await self._enabled_destinations(channel)
         current = next((d for d in existing if d.name == name), None)
         if current is None:
             raise WebhookConfigError(f"No destination named '{name}' (names are case-sensitive)", 404)
-        if url is None and headers is None and signing == Signing():
-            raise WebhookConfigError("Give 'url', 'headers' or a signing secret to change")
+        if url is None and headers is None and options == DestinationOptions():
+            raise WebhookConfigError("Give 'url', 'headers', 'secret', 'app_secret' or 'fifo' to change")
         if url is not None:
             await self._check_url(channel, url)
-        secrets, app_secret = _signing_after(signing, current)
         await self._storage.update_destination(
-            channel_scope(channel), MULTI, name, url, headers, secrets=secrets, app_secret=app_secret
+            channel_scope(channel), MULTI, name, url, headers, **_options_after(options, current)
         )
         self._changed()
 
@@ -239,9 +239,8 @@ class Webhooks:
         for spec in specs:
             await self._check_url(channel, spec.url)
         for spec in specs:
-            secrets, app_secret = _signing_after(spec.signing, None)
             await self._storage.set_destination(
-                channel_scope(channel), MULTI, spec.name, spec.url, spec.headers, secrets=secrets, app_secret=app_secret
+                channel_scope(channel), MULTI, spec.name, spec.url, spec.headers, **_options_after(spec.options, None)
             )
 
     # rules ---------------------------------------------------------------------------------
@@ -275,27 +274,31 @@ async def _refuse_private(url: str, host: str) -> None:
             )
 
 
-def _signing_after(signing: Signing, current: Destination | None) -> tuple[tuple[str, ...], str | None]:
-    secrets = signing.secrets_after(current.secrets if current else ())
-    if signing.app_secret is None:
+def _options_after(options: DestinationOptions, current: Destination | None) -> dict[str, Any]:
+    """Storage keyword arguments for the destination after applying `options`."""
+    secrets = options.secrets_after(current.secrets if current else ())
+    if options.app_secret is None:
         app_secret = current.app_secret if current else None
     else:
-        app_secret = signing.app_secret or None
-    return secrets, app_secret
+        app_secret = options.app_secret or None
+    fifo = options.fifo if options.fifo is not None else bool(current and current.fifo)
+    return {"secrets": secrets, "app_secret": app_secret, "fifo": fifo}
 
 
-def parse_signing(body: dict[str, Any], where: str = "") -> Signing:
+def parse_options(body: dict[str, Any], where: str = "") -> DestinationOptions:
     """Optional `secret` (Standard Webhooks `whsec_…`) and `app_secret` (Meta) fields."""
-    secret, app_secret = body.get("secret"), body.get("app_secret")
+    secret, app_secret, fifo = body.get("secret"), body.get("app_secret"), body.get("fifo")
     for key, value in (("secret", secret), ("app_secret", app_secret)):
         if value is not None and not isinstance(value, str):
             raise WebhookConfigError(f"'{where}{key}' must be a string (\"\" removes it)")
+    if fifo is not None and not isinstance(fifo, bool):
+        raise WebhookConfigError(f"'{where}fifo' must be true or false")
     if secret:
         try:
             secret_key(secret)
         except RequestError as exc:
             raise WebhookConfigError(f"'{where}secret': {exc.details}") from None
-    return Signing(secret, app_secret)
+    return DestinationOptions(secret, app_secret, fifo)
 
 
 def _config(destination: Destination | None) -> WebhookConfig | None:
@@ -320,7 +323,7 @@ def parse_destinations(raw: Any) -> list[DestinationSpec]:
         if not isinstance(url, str) or not url:
             raise WebhookConfigError(f"destinations[{index}].url must be a non-empty string")
         headers = parse_headers(item.get("headers"), f"destinations[{index}].headers")
-        specs.append(DestinationSpec(name, url, headers, parse_signing(item, f"destinations[{index}].")))
+        specs.append(DestinationSpec(name, url, headers, parse_options(item, f"destinations[{index}].")))
     return specs
 
 

@@ -142,6 +142,7 @@ class Storage(abc.ABC):
         override_all: bool = False,
         secrets: Sequence[str] = (),
         app_secret: str | None = None,
+        fifo: bool = False,
     ) -> None:
         """Create or replace a destination."""
 
@@ -155,6 +156,7 @@ class Storage(abc.ABC):
         headers: dict[str, str] | None,
         secrets: Sequence[str] | None = None,
         app_secret: str | None = None,
+        fifo: bool | None = None,
     ) -> bool:
         """Change what is given (None keeps it); False when there is no such destination."""
 
@@ -193,6 +195,14 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def next_due_at(self, now: float) -> float | None: ...
+
+    @abc.abstractmethod
+    async def defer(self, delivery_ids: Sequence[int], until: float) -> None:
+        """Postpone claimed deliveries without an attempt (a paused destination)."""
+
+    @abc.abstractmethod
+    async def undefer(self, destination_id: int, now: float) -> None:
+        """Make a destination's postponed deliveries due now (it answers again)."""
 
     @abc.abstractmethod
     async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:

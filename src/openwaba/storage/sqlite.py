@@ -175,10 +175,12 @@ class SQLiteStorage(Storage):
         override_all: bool = False,
         secrets: Sequence[str] = (),
         app_secret: str | None = None,
+        fifo: bool = False,
     ) -> None:
         params = {
             "scope": scope, "kind": kind, "name": name, "url": url, "headers": json.dumps(headers),
             "override_all": int(override_all), "secrets": json.dumps(list(secrets)), "app_secret": app_secret,
+            "fifo": int(fifo),
         }
         await self._run(lambda c: c.execute(_Q["upsert_destination"], params))
 
@@ -191,11 +193,13 @@ class SQLiteStorage(Storage):
         headers: dict[str, str] | None,
         secrets: Sequence[str] | None = None,
         app_secret: str | None = None,
+        fifo: bool | None = None,
     ) -> bool:
         params = {
             "scope": scope, "kind": kind, "name": name, "url": url,
             "headers": json.dumps(headers) if headers is not None else None,
             "secrets": json.dumps(list(secrets)) if secrets is not None else None, "app_secret": app_secret,
+            "fifo": int(fifo) if fifo is not None else None,
         }
         cursor = await self._run(lambda c: c.execute(_Q["update_destination"], params))
         return bool(cursor.rowcount)
@@ -206,7 +210,9 @@ class SQLiteStorage(Storage):
     async def destinations(self, scope: str) -> list[Destination]:
         rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (scope,)).fetchall())
         return [
-            Destination(r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), tuple(json.loads(r[6])), r[7], bool(r[8]))
+            Destination(
+                r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), tuple(json.loads(r[6])), r[7], bool(r[8]), bool(r[9])
+            )
             for r in rows
         ]
 
@@ -280,6 +286,13 @@ class SQLiteStorage(Storage):
             return due
 
         return await self._run(op)
+
+    async def defer(self, delivery_ids: Sequence[int], until: float) -> None:
+        rows = [(until, delivery_id) for delivery_id in delivery_ids]
+        await self._run(lambda c: c.executemany(_Q["defer_delivery"], rows))
+
+    async def undefer(self, destination_id: int, now: float) -> None:
+        await self._run(lambda c: c.execute(_Q["undefer_destination"], (now, destination_id, now)))
 
     async def next_due_at(self, now: float) -> float | None:
         row = await self._run(lambda c: c.execute(_Q["next_due_at"], (now,)).fetchone())
@@ -437,7 +450,7 @@ def _disable_destination(c: sqlite3.Connection, destination_id: int, delivery_id
 
 def _insert_deliveries(c: sqlite3.Connection, event: NewEvent) -> None:
     fanout = event.fanout
-    base = {"event_id": event.id, "created_at": event.created_at, "deadline": event.deadline}
+    base = {"event_id": event.id, "created_at": event.created_at, "deadline": event.deadline, "order_key": event.order_key}
     parent_id = None
     if fanout.primary is not None:
         row = c.execute(_Q["insert_delivery"], {

@@ -44,17 +44,18 @@ INSERT OR IGNORE INTO sandbox_users (channel_id, wa_id, name, user_id) VALUES (?
 SELECT wa_id, name, user_id FROM sandbox_users WHERE channel_id = ? ORDER BY wa_id;
 
 -- name: upsert_destination
-INSERT INTO destinations (scope, kind, name, url, headers, override_all, position, secrets, app_secret)
+INSERT INTO destinations (scope, kind, name, url, headers, override_all, position, secrets, app_secret, fifo)
 VALUES (:scope, :kind, :name, :url, :headers, :override_all,
-        (SELECT coalesce(max(position), 0) + 1 FROM destinations WHERE scope = :scope), :secrets, :app_secret)
+        (SELECT coalesce(max(position), 0) + 1 FROM destinations WHERE scope = :scope), :secrets, :app_secret, :fifo)
 ON CONFLICT (scope, kind, name) DO UPDATE
 SET url = excluded.url, headers = excluded.headers, override_all = excluded.override_all, removed = 0,
-    disabled = 0, secrets = excluded.secrets, app_secret = excluded.app_secret,
+    disabled = 0, secrets = excluded.secrets, app_secret = excluded.app_secret, fifo = excluded.fifo,
     position = CASE WHEN destinations.removed THEN excluded.position ELSE destinations.position END;
 
 -- name: update_destination
 UPDATE destinations SET url = coalesce(:url, url), headers = coalesce(:headers, headers),
-       secrets = coalesce(:secrets, secrets), app_secret = coalesce(:app_secret, app_secret), disabled = 0
+       secrets = coalesce(:secrets, secrets), app_secret = coalesce(:app_secret, app_secret),
+       fifo = coalesce(:fifo, fifo), disabled = 0
 WHERE scope = :scope AND kind = :kind AND name = :name AND removed = 0;
 
 -- name: select_destination_id
@@ -69,7 +70,7 @@ WHERE destination_id = ? AND state IN ('pending', 'held');
 UPDATE destinations SET removed = 1 WHERE id = ?;
 
 -- name: select_destinations
-SELECT id, kind, name, url, headers, override_all, secrets, app_secret, disabled
+SELECT id, kind, name, url, headers, override_all, secrets, app_secret, disabled, fifo
 FROM destinations WHERE scope = ? AND removed = 0 ORDER BY position;
 
 -- name: insert_message
@@ -92,21 +93,32 @@ INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VA
 
 -- name: insert_delivery
 -- Inserts nothing when the destination was removed after routing was decided.
-INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at, deadline, parent_id)
-SELECT :event_id, id, :state, :created_at, :next_attempt_at, :deadline, :parent_id
+INSERT INTO deliveries (event_id, destination_id, state, created_at, next_attempt_at, deadline, parent_id, order_key)
+SELECT :event_id, id, :state, :created_at, :next_attempt_at, :deadline, :parent_id, :order_key
 FROM destinations WHERE id = :destination_id AND removed = 0 AND disabled = 0
 RETURNING id;
 
 -- name: claim_due
 UPDATE deliveries SET lease_until = :lease_until
 WHERE id IN (
-    SELECT id FROM deliveries
-    WHERE state = 'pending' AND next_attempt_at <= :now
-      AND (lease_until IS NULL OR lease_until < :now)
-    ORDER BY next_attempt_at
+    SELECT d.id FROM deliveries d JOIN destinations t ON t.id = d.destination_id
+    WHERE d.state = 'pending' AND d.next_attempt_at <= :now
+      AND (d.lease_until IS NULL OR d.lease_until < :now)
+      -- FIFO destinations: wait until the conversation's earlier events are delivered or dead
+      AND (t.fifo = 0 OR NOT EXISTS (
+          SELECT 1 FROM deliveries p
+          WHERE p.destination_id = d.destination_id AND p.order_key = d.order_key
+            AND p.id < d.id AND p.state IN ('pending', 'held')))
+    ORDER BY d.next_attempt_at
     LIMIT :limit
 )
 RETURNING id;
+
+-- name: defer_delivery
+UPDATE deliveries SET next_attempt_at = min(?, deadline), lease_until = NULL WHERE id = ?;
+
+-- name: undefer_destination
+UPDATE deliveries SET next_attempt_at = ? WHERE destination_id = ? AND state = 'pending' AND next_attempt_at > ?;
 
 -- name: select_claimed
 SELECT d.id, d.event_id, e.order_key, e.created_at, d.deadline, d.attempts, d.destination_id,

@@ -47,6 +47,7 @@ CREATE TABLE destinations (
     position      INTEGER NOT NULL,
     removed       INTEGER NOT NULL DEFAULT 0,  -- kept, so the delivery log can still name it
     disabled      INTEGER NOT NULL DEFAULT 0,  -- the receiver answered 410 Gone
+    fifo          INTEGER NOT NULL DEFAULT 0,  -- one conversation's events strictly one after another
     secrets       TEXT NOT NULL DEFAULT '[]',  -- Standard Webhooks secrets, newest first
     app_secret    TEXT,                        -- Meta app secret for X-Hub-Signature-256
     UNIQUE (scope, kind, name)
@@ -90,6 +91,7 @@ CREATE TABLE deliveries (
     created_at       REAL NOT NULL,
     next_attempt_at  REAL,
     deadline         REAL NOT NULL,  -- the retry horizon: no attempt after this
+    order_key        TEXT NOT NULL,  -- the event's conversation (channel and user)
     lease_until      REAL,
     last_status      INTEGER,
     last_error       TEXT,
@@ -97,6 +99,7 @@ CREATE TABLE deliveries (
     UNIQUE (event_id, destination_id)
 );
 CREATE INDEX deliveries_parent ON deliveries (parent_id) WHERE state = 'held';
+CREATE INDEX deliveries_fifo ON deliveries (destination_id, order_key, id) WHERE state IN ('pending', 'held');
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
 
 CREATE TABLE attempts (
