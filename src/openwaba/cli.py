@@ -28,7 +28,9 @@ webhooks_app = typer.Typer(help="Read or set a number's webhook (its D360-API-KE
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(channels_app, name="channels")
 app.add_typer(keys_app, name="keys")
-deliveries_app = typer.Typer(help="The delivery log: list, inspect, replay (D360-API-KEY needed).", no_args_is_help=True)
+deliveries_app = typer.Typer(
+    help="The delivery log: list, inspect, replay (D360-API-KEY needed).", no_args_is_help=True
+)
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(deliveries_app, name="deliveries")
 
@@ -65,8 +67,14 @@ def serve(
     gateway = Gateway(settings)
     application = create_app(settings, gateway, on_ready=lambda: _print_summary(gateway))
     config = uvicorn.Config(
-        application, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
-        log_level="warning", access_log=False, lifespan="on",
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     try:
@@ -97,22 +105,31 @@ def _print_summary(gateway: Gateway) -> None:
         return
     user = seed.users[0].wa_id
     message = {
-        "messaging_product": "whatsapp", "recipient_type": "individual", "to": user,
-        "type": "text", "text": {"preview_url": False, "body": "Hello from openwaba"},
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": user,
+        "type": "text",
+        "text": {"preview_url": False, "body": "Hello from openwaba"},
     }
     out.print("\nSend a message:", highlight=False)
     out.print(
         f"  curl -sS -X POST {base}/messages -H 'D360-API-KEY: {key}' -H 'Content-Type: application/json' "
         f"-d {shlex.quote(json.dumps(message, separators=(',', ':')))}",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
     out.print("Receive its webhooks (set your URL):", highlight=False)
     out.print(
         f"  curl -sS -X POST {base}/v1/configs/webhook -H 'D360-API-KEY: {key}' -H 'Content-Type: application/json' "
-        "-d '{\"url\":\"http://127.0.0.1:9000/webhook\"}'",
-        highlight=False, soft_wrap=True,
+        '-d \'{"url":"http://127.0.0.1:9000/webhook"}\'',
+        highlight=False,
+        soft_wrap=True,
     )
-    out.print(f"Reply as a user:\n  openwaba sandbox say --from {user} --api-key {key} 'hello'", highlight=False, soft_wrap=True)
+    out.print(
+        f"Reply as a user:\n  openwaba sandbox say --from {user} --api-key {key} 'hello'",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @sandbox_app.command("say")
@@ -148,7 +165,9 @@ def channels_create(
     if as_json:
         out.print_json(data=result)
         return
-    out.print(f"channel {channel['id']}: +{channel['phone_number']} ({channel['type']}, {channel['mode']}) in WABA {waba}")
+    out.print(
+        f"channel {channel['id']}: +{channel['phone_number']} ({channel['type']}, {channel['mode']}) in WABA {waba}"
+    )
     out.print(f"D360-API-KEY: {key['api_key']}  (shown once)", highlight=False)
 
 
@@ -230,8 +249,13 @@ def deliveries_ls(
     for d in result["deliveries"]:
         last = str(d["last_status"] or d["last_error"] or "")
         table.add_row(
-            str(d["id"]), d["event_id"], d["event"]["kind"], d["destination"]["name"], d["state"],
-            str(d["attempts_made"]), last[:40],
+            str(d["id"]),
+            d["event_id"],
+            d["event"]["kind"],
+            d["destination"]["name"],
+            d["state"],
+            str(d["attempts_made"]),
+            last[:40],
         )
     out.print(table)
 

@@ -6,7 +6,7 @@ Command-line options of `openwaba serve` override the environment.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,7 +54,8 @@ class Settings:
         return RetryPolicy(delays=self.retry_delays, horizon=self.retry_horizon, jitter=self.retry_jitter)
 
     def with_overrides(self, **values: object) -> Settings:
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        return replace(self, **given)  # type: ignore[arg-type]  # keys and types come from the CLI options
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,7 +103,7 @@ def _three_delays(raw: str) -> tuple[float, float, float]:
     return (delays[0], delays[1], delays[2])
 
 
-_CONVERTERS = {
+_CONVERTERS: dict[str, Callable[[str], object]] = {
     "host": str,
     "port": int,
     "data_dir": Path,

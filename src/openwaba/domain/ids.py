@@ -20,9 +20,15 @@ def wamid(wa_id: str, *, outbound: bool) -> str:
     digits = wa_id.encode()
     key = secrets.token_hex(9 if outbound else 10).upper().encode()
     raw = (
-        b"\x1c\x18" + bytes([len(digits)]) + digits + b"\x15\x02\x00"
+        b"\x1c\x18"
+        + bytes([len(digits)])
+        + digits
+        + b"\x15\x02\x00"
         + (b"\x11" if outbound else b"\x12")
-        + b"\x18" + bytes([len(key)]) + key + b"\x00"
+        + b"\x18"
+        + bytes([len(key)])
+        + key
+        + b"\x00"
     )
     return "wamid." + base64.b64encode(raw).decode()
 

@@ -34,7 +34,8 @@ class EventItem:
     @property
     def item(self) -> dict[str, Any]:
         key = {"message": "messages", "status": "statuses", "error": "errors"}[self.kind]
-        return self.value[key][0]
+        item: dict[str, Any] = self.value[key][0]
+        return item
 
     @property
     def wa_id(self) -> str | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import random
-from email.utils import parsedate_to_datetime
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 DEFAULT_DELAYS: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
 DEFAULT_HORIZON = 24 * 3600.0

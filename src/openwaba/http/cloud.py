@@ -27,11 +27,13 @@ async def channel_of(request: Request) -> Channel:
 async def send_message(request: Request) -> Response:
     channel = await channel_of(request)
     accepted = await gateway(request).sending.send(channel, await request.body(), Dialect.CLOUD)
-    return json_response({
-        "messaging_product": "whatsapp",
-        "contacts": [{"input": accepted.input, "wa_id": accepted.wa_id}],
-        "messages": [{"id": accepted.wamid}],
-    })
+    return json_response(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": accepted.input, "wa_id": accepted.wa_id}],
+            "messages": [{"id": accepted.wamid}],
+        }
+    )
 
 
 @flat_face
@@ -49,13 +51,15 @@ async def health_status(request: Request) -> Response:
         ("BUSINESS", channel.waba_id),
         ("APP", "openwaba"),
     ]
-    return json_response({
-        "health_status": {
-            "can_send_message": "AVAILABLE",
-            "entities": [{"entity_type": t, "id": i, "can_send_message": "AVAILABLE"} for t, i in entities],
-        },
-        "id": channel.phone_number_id,
-    })
+    return json_response(
+        {
+            "health_status": {
+                "can_send_message": "AVAILABLE",
+                "entities": [{"entity_type": t, "id": i, "can_send_message": "AVAILABLE"} for t, i in entities],
+            },
+            "id": channel.phone_number_id,
+        }
+    )
 
 
 routes = [

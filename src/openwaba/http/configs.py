@@ -38,13 +38,15 @@ async def get_waba_webhook(request: Request) -> Response:
     channel = await channel_of(request)
     config = await gw.webhooks.get_waba(channel)
     numbers = [c.phone_number_id for c in await gw.accounts.channels() if c.waba_id == channel.waba_id]
-    return json_response({
-        "url": config.url if config else "",
-        "headers": config.headers if config else {},
-        "override_all": config.override_all if config else False,
-        "waba_id": int(channel.waba_id),
-        "numbers_on_this_waba": numbers,
-    })
+    return json_response(
+        {
+            "url": config.url if config else "",
+            "headers": config.headers if config else {},
+            "override_all": config.override_all if config else False,
+            "waba_id": int(channel.waba_id),
+            "numbers_on_this_waba": numbers,
+        }
+    )
 
 
 @flat_face
@@ -61,11 +63,13 @@ async def set_waba_webhook(request: Request) -> Response:
 @flat_face
 async def get_multi_webhook(request: Request) -> Response:
     enabled, fanout, destinations = await gateway(request).webhooks.get_multi(await channel_of(request))
-    return json_response({
-        "enabled": enabled,
-        "fanout": fanout,
-        "destinations": [{"name": d.name, "url": d.url, "headers": d.headers} for d in destinations],
-    })
+    return json_response(
+        {
+            "enabled": enabled,
+            "fanout": fanout,
+            "destinations": [{"name": d.name, "url": d.url, "headers": d.headers} for d in destinations],
+        }
+    )
 
 
 @flat_face

@@ -23,6 +23,7 @@ async def list_deliveries(request: Request) -> Response:
     where = _filter(dict(query))
     limit = _number(query.get("limit"), "limit", int) or 100
     before = _number(query.get("before"), "before", int)
+    before = int(before) if before is not None else None
     items = await gateway(request).delivery_log.list(channel, where, int(limit), before)
     paging = {"before": items[-1].id} if len(items) == limit else {}
     return json_response({"deliveries": [_delivery(d) for d in items], "paging": paging})
@@ -33,11 +34,13 @@ async def show_delivery(request: Request) -> Response:
     channel = await channel_of(request)
     delivery_id = _number(request.path_params["delivery_id"], "delivery id", int)
     detail = await gateway(request).delivery_log.detail(channel, int(delivery_id or 0))
-    return json_response({
-        **_delivery(detail.delivery),
-        "attempts": [_attempt(a) for a in detail.attempts],
-        "payload": detail.payload,
-    })
+    return json_response(
+        {
+            **_delivery(detail.delivery),
+            "attempts": [_attempt(a) for a in detail.attempts],
+            "payload": detail.payload,
+        }
+    )
 
 
 @flat_face

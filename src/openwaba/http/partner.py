@@ -29,7 +29,9 @@ def meta_error(message: str, status: int) -> Response:
     return json_response(body, status)
 
 
-def partner_face(endpoint: Callable[[Request, Gateway], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+def partner_face(
+    endpoint: Callable[[Request, Gateway], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
         gw = gateway(request)
         expected = gw.settings.partner_api_key

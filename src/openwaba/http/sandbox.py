@@ -57,7 +57,7 @@ def _text(body: dict[str, Any]) -> str:
     if isinstance(text, dict):
         text = text.get("body")
     if not isinstance(text, str) or not text:
-        raise RequestError(131008, "Send {\"text\": \"...\"} or {\"type\": \"text\", \"text\": {\"body\": \"...\"}}")
+        raise RequestError(131008, 'Send {"text": "..."} or {"type": "text", "text": {"body": "..."}}')
     if body.get("type", "text") != "text":
         raise RequestError(131051, "Simulated users can send text messages only, for now")
     return text

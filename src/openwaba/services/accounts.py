@@ -78,7 +78,9 @@ class Accounts:
 
     async def set_api_key(self, channel: Channel, api_key: str, *, drop_webhook: bool = False) -> None:
         hint = api_key[:4]
-        await self._storage.replace_api_key(channel.id, ids.hash_api_key(api_key), hint, self._clock.now(), drop_webhook)
+        await self._storage.replace_api_key(
+            channel.id, ids.hash_api_key(api_key), hint, self._clock.now(), drop_webhook
+        )
         self._by_key.clear()
         if drop_webhook:
             self._on_webhook_removed()

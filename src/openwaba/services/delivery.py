@@ -11,9 +11,9 @@ message never overtake each other unless a retry intervenes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable
 
 import aiohttp
 
@@ -137,10 +137,8 @@ class Dispatcher:
                 delay = min(delay, max(0.0, next_due - now))
         if delay <= 0:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay)
-        except TimeoutError:
-            pass
 
     def _start(self, delivery: DueDelivery) -> None:
         self._in_flight += 1
@@ -158,7 +156,7 @@ class Dispatcher:
             log.error("delivery task failed", exc_info=task.exception())
         self._wake.set()
 
-    async def _deliver_after(self, previous: Awaitable[None] | None, delivery: DueDelivery) -> None:
+    async def _deliver_after(self, previous: asyncio.Task[None] | None, delivery: DueDelivery) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # keep the conversation's order; its outcome does not matter
         slots = self._destination_slots.setdefault(delivery.destination_id, asyncio.Semaphore(self._per_destination))
@@ -211,7 +209,9 @@ class Dispatcher:
         if outcome.retry_after is not None:
             next_at = honour_retry_after(next_at, now, outcome.retry_after, delivery.deadline)
         if next_at is None:
-            log.warning("delivery %s of event %s dead-lettered after %d attempts", delivery.id, delivery.event_id, failures)
+            log.warning(
+                "delivery %s of event %s dead-lettered after %d attempts", delivery.id, delivery.event_id, failures
+            )
             return AttemptRecord(outcome, DeliveryState.DEAD, None, destination)
         return AttemptRecord(outcome, DeliveryState.PENDING, next_at, destination)
 

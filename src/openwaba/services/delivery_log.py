@@ -27,7 +27,12 @@ class DeliveryDetail:
 
 class DeliveryLog:
     def __init__(
-        self, storage: Storage, clock: Clock, webhooks: Webhooks, default_horizon: float, on_new_work: Callable[[], None]
+        self,
+        storage: Storage,
+        clock: Clock,
+        webhooks: Webhooks,
+        default_horizon: float,
+        on_new_work: Callable[[], None],
     ):
         self._storage = storage
         self._clock = clock

@@ -180,7 +180,9 @@ class Webhooks:
             return
         if was_enabled:
             if specs:
-                raise WebhookConfigError("Multi-webhook is already enabled; use PUT /multi_webhook to add destinations", 409)
+                raise WebhookConfigError(
+                    "Multi-webhook is already enabled; use PUT /multi_webhook to add destinations", 409
+                )
         else:
             await self._add(channel, [], specs)
         await self._storage.set_channel_webhook_flags(channel.id, True, fanout.value if fanout else None)

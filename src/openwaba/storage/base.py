@@ -172,7 +172,9 @@ class Storage(abc.ABC):
         """(multi-webhook enabled, fan-out mode)."""
 
     @abc.abstractmethod
-    async def set_channel_webhook_flags(self, channel_id: int, multi_enabled: bool | None, fanout: str | None) -> None: ...
+    async def set_channel_webhook_flags(
+        self, channel_id: int, multi_enabled: bool | None, fanout: str | None
+    ) -> None: ...
 
     # messages and events ------------------------------------------------
     @abc.abstractmethod
@@ -210,7 +212,9 @@ class Storage(abc.ABC):
         (due at `now`), a dead one dead-letters them."""
 
     @abc.abstractmethod
-    async def deliveries(self, channel_id: int, where: DeliveryFilter, limit: int, before_id: int | None) -> list[DeliveryView]:
+    async def deliveries(
+        self, channel_id: int, where: DeliveryFilter, limit: int, before_id: int | None
+    ) -> list[DeliveryView]:
         """The channel's deliveries, newest first."""
 
     @abc.abstractmethod

@@ -178,8 +178,14 @@ class SQLiteStorage(Storage):
         fifo: bool = False,
     ) -> None:
         params = {
-            "scope": scope, "kind": kind, "name": name, "url": url, "headers": json.dumps(headers),
-            "override_all": int(override_all), "secrets": json.dumps(list(secrets)), "app_secret": app_secret,
+            "scope": scope,
+            "kind": kind,
+            "name": name,
+            "url": url,
+            "headers": json.dumps(headers),
+            "override_all": int(override_all),
+            "secrets": json.dumps(list(secrets)),
+            "app_secret": app_secret,
             "fifo": int(fifo),
         }
         await self._run(lambda c: c.execute(_Q["upsert_destination"], params))
@@ -196,9 +202,13 @@ class SQLiteStorage(Storage):
         fifo: bool | None = None,
     ) -> bool:
         params = {
-            "scope": scope, "kind": kind, "name": name, "url": url,
+            "scope": scope,
+            "kind": kind,
+            "name": name,
+            "url": url,
             "headers": json.dumps(headers) if headers is not None else None,
-            "secrets": json.dumps(list(secrets)) if secrets is not None else None, "app_secret": app_secret,
+            "secrets": json.dumps(list(secrets)) if secrets is not None else None,
+            "app_secret": app_secret,
             "fifo": int(fifo) if fifo is not None else None,
         }
         cursor = await self._run(lambda c: c.execute(_Q["update_destination"], params))
@@ -211,7 +221,16 @@ class SQLiteStorage(Storage):
         rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (scope,)).fetchall())
         return [
             Destination(
-                r[0], r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), tuple(json.loads(r[6])), r[7], bool(r[8]), bool(r[9])
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                json.loads(r[4]),
+                bool(r[5]),
+                tuple(json.loads(r[6])),
+                r[7],
+                bool(r[8]),
+                bool(r[9]),
             )
             for r in rows
         ]
@@ -233,8 +252,17 @@ class SQLiteStorage(Storage):
     async def insert_outbound(self, queued: QueuedMessage) -> None:
         m = queued.message
         params = (
-            queued.wamid, queued.channel_id, "out", m.wa_id, m.type, msgspec.json.encode(m.content).decode(),
-            m.context_message_id, m.biz_opaque_callback_data, "accepted", queued.created_at, 0,
+            queued.wamid,
+            queued.channel_id,
+            "out",
+            m.wa_id,
+            m.type,
+            msgspec.json.encode(m.content).decode(),
+            m.context_message_id,
+            m.biz_opaque_callback_data,
+            "accepted",
+            queued.created_at,
+            0,
         )
         await self._run(lambda c: c.execute(_Q["insert_message"], params))
 
@@ -242,10 +270,16 @@ class SQLiteStorage(Storage):
         rows = await self._run(lambda c: c.execute(_Q["select_undispatched"], (limit,)).fetchall())
         return [
             QueuedMessage(
-                wamid=r[0], channel_id=r[1], created_at=r[7],
+                wamid=r[0],
+                channel_id=r[1],
+                created_at=r[7],
                 message=OutgoingMessage(
-                    input=r[2], wa_id=r[2], type=r[3], content=json.loads(r[4]),
-                    context_message_id=r[5], biz_opaque_callback_data=r[6],
+                    input=r[2],
+                    wa_id=r[2],
+                    type=r[3],
+                    content=json.loads(r[4]),
+                    context_message_id=r[5],
+                    biz_opaque_callback_data=r[6],
                 ),
             )
             for r in rows
@@ -258,10 +292,22 @@ class SQLiteStorage(Storage):
     async def ingest(self, events: Sequence[NewEvent], inbound: Sequence[InboundMessage]) -> None:
         def op(c: sqlite3.Connection) -> None:
             for m in inbound:
-                c.execute(_Q["insert_message"], (
-                    m.wamid, m.channel_id, "in", m.wa_id, m.type, json.dumps(m.content),
-                    None, None, "received", m.created_at, 1,
-                ))
+                c.execute(
+                    _Q["insert_message"],
+                    (
+                        m.wamid,
+                        m.channel_id,
+                        "in",
+                        m.wa_id,
+                        m.type,
+                        json.dumps(m.content),
+                        None,
+                        None,
+                        "received",
+                        m.created_at,
+                        1,
+                    ),
+                )
             for e in events:
                 c.execute(_Q["insert_event"], (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body))
                 _insert_deliveries(c, e)
@@ -279,10 +325,22 @@ class SQLiteStorage(Storage):
             for (delivery_id,) in ids:
                 row = c.execute(_Q["select_claimed"], (delivery_id,)).fetchone()
                 if row:
-                    due.append(DueDelivery(
-                        *row[:7], url=row[7], headers=json.loads(row[8]), secrets=tuple(json.loads(row[9])),
-                        app_secret=row[10], body=row[11],
-                    ))
+                    due.append(
+                        DueDelivery(
+                            id=row[0],
+                            event_id=row[1],
+                            order_key=row[2],
+                            created_at=row[3],
+                            deadline=row[4],
+                            attempts=row[5],
+                            destination_id=row[6],
+                            url=row[7],
+                            headers=json.loads(row[8]),
+                            secrets=tuple(json.loads(row[9])),
+                            app_secret=row[10],
+                            body=row[11],
+                        )
+                    )
             return due
 
         return await self._run(op)
@@ -302,12 +360,27 @@ class SQLiteStorage(Storage):
         def op(c: sqlite3.Connection) -> None:
             for r in records:
                 o = r.outcome
-                c.execute(_Q["insert_attempt"], (
-                    o.delivery_id, o.started_at, o.duration_ms, o.status_code, o.error, o.response_excerpt,
-                ))
-                c.execute(_Q["finish_attempt"], (
-                    r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id,
-                ))
+                c.execute(
+                    _Q["insert_attempt"],
+                    (
+                        o.delivery_id,
+                        o.started_at,
+                        o.duration_ms,
+                        o.status_code,
+                        o.error,
+                        o.response_excerpt,
+                    ),
+                )
+                c.execute(
+                    _Q["finish_attempt"],
+                    (
+                        r.state.value,
+                        r.next_attempt_at,
+                        o.status_code,
+                        o.error,
+                        o.delivery_id,
+                    ),
+                )
                 if r.state is DeliveryState.DELIVERED:
                     c.execute(_Q["release_children"], (now, o.delivery_id))
                 elif r.state is DeliveryState.DEAD:
@@ -431,8 +504,13 @@ def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str)
 
 def _filter_params(channel_id: int, where: DeliveryFilter) -> dict[str, Any]:
     return {
-        "channel_id": channel_id, "state": where.state, "destination": where.destination,
-        "event_id": where.event_id, "since": where.since, "until": where.until, "delivery_id": where.delivery_id,
+        "channel_id": channel_id,
+        "state": where.state,
+        "destination": where.destination,
+        "event_id": where.event_id,
+        "since": where.since,
+        "until": where.until,
+        "delivery_id": where.delivery_id,
     }
 
 
@@ -450,20 +528,37 @@ def _disable_destination(c: sqlite3.Connection, destination_id: int, delivery_id
 
 def _insert_deliveries(c: sqlite3.Connection, event: NewEvent) -> None:
     fanout = event.fanout
-    base = {"event_id": event.id, "created_at": event.created_at, "deadline": event.deadline, "order_key": event.order_key}
+    base = {
+        "event_id": event.id,
+        "created_at": event.created_at,
+        "deadline": event.deadline,
+        "order_key": event.order_key,
+    }
     parent_id = None
     if fanout.primary is not None:
-        row = c.execute(_Q["insert_delivery"], {
-            **base, "destination_id": fanout.primary, "state": "pending",
-            "next_attempt_at": event.created_at, "parent_id": None,
-        }).fetchone()
+        row = c.execute(
+            _Q["insert_delivery"],
+            {
+                **base,
+                "destination_id": fanout.primary,
+                "state": "pending",
+                "next_attempt_at": event.created_at,
+                "parent_id": None,
+            },
+        ).fetchone()
         parent_id = row[0] if row else None
     wait = fanout.extras_wait_for_primary and parent_id is not None
     for destination_id in fanout.extras:
-        c.execute(_Q["insert_delivery"], {
-            **base, "destination_id": destination_id, "state": "held" if wait else "pending",
-            "next_attempt_at": None if wait else event.created_at, "parent_id": parent_id if wait else None,
-        }).fetchall()
+        c.execute(
+            _Q["insert_delivery"],
+            {
+                **base,
+                "destination_id": destination_id,
+                "state": "held" if wait else "pending",
+                "next_attempt_at": None if wait else event.created_at,
+                "parent_id": parent_id if wait else None,
+            },
+        ).fetchall()
 
 
 def _translate(exc: Exception) -> BaseException:

@@ -52,8 +52,12 @@ class SandboxConnector(Connector):
         callback = message.biz_opaque_callback_data
         if user is None:
             failed = status_item(
-                queued.wamid, "failed", start + self._delays[0], message.wa_id,
-                errors=[webhook_error(131026, _UNDELIVERABLE)], biz_opaque_callback_data=callback,
+                queued.wamid,
+                "failed",
+                start + self._delays[0],
+                message.wa_id,
+                errors=[webhook_error(131026, _UNDELIVERABLE)],
+                biz_opaque_callback_data=callback,
             )
             await self._sink.ingest([(notification(channel, {"statuses": [failed]}, []), start + self._delays[0])])
             return
@@ -80,4 +84,3 @@ class SandboxConnector(Connector):
         item = inbound_item(user, wamid, now, "text", {"body": text})
         await self._sink.ingest([(notification(channel, {"messages": [item]}, [user.contact()]), now)])
         return wamid
-
