@@ -57,6 +57,7 @@ class SQLiteStorage(Storage):
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_exclusively(self._path.with_suffix(".lock"))
+        self._jobs = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(
@@ -72,7 +73,8 @@ class SQLiteStorage(Storage):
     async def close(self) -> None:
         self._loop = None  # from now on, _run() refuses work instead of queueing it forever
         if self._thread is not None:
-            self._jobs.put(None)
+            if self._thread.is_alive():
+                self._jobs.put(None)
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
             self._thread = None
         if self._lock_file is not None:
@@ -371,16 +373,9 @@ class SQLiteStorage(Storage):
                         o.response_excerpt,
                     ),
                 )
-                c.execute(
-                    _Q["finish_attempt"],
-                    (
-                        r.state.value,
-                        r.next_attempt_at,
-                        o.status_code,
-                        o.error,
-                        o.delivery_id,
-                    ),
-                )
+                params = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id)
+                if not c.execute(_Q["finish_attempt"], params).rowcount:
+                    continue  # dead-lettered while in flight (destination removed or gone)
                 if r.state is DeliveryState.DELIVERED:
                     c.execute(_Q["release_children"], (now, o.delivery_id))
                 elif r.state is DeliveryState.DEAD:
@@ -498,6 +493,7 @@ def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str)
     if row is None:
         return False
     c.execute(_Q["dead_letter_destination"], row)
+    c.execute(_Q["dead_letter_orphans"], row)
     c.execute(_Q["delete_destination"], row)
     return True
 
@@ -518,6 +514,7 @@ def _disable_destination(c: sqlite3.Connection, destination_id: int, delivery_id
     """A 410 Gone: stop posting there, dead-letter what waits for it, tell the operator."""
     c.execute(_Q["disable_destination"], (destination_id,))
     c.execute(_Q["dead_letter_disabled"], (destination_id, delivery_id))
+    c.execute(_Q["dead_letter_orphans"], (destination_id,))
     row = c.execute(_Q["select_destination_scope"], (destination_id,)).fetchone()
     if row:
         scope, name, url = row

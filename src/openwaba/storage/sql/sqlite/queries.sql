@@ -140,7 +140,12 @@ VALUES (?, ?, ?, ?, ?, ?);
 UPDATE deliveries
 SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL,
     last_status = ?, last_error = ?
-WHERE id = ?;
+WHERE id = ? AND state = 'pending';
+
+-- name: dead_letter_orphans
+-- Deliveries held for a primary delivery of this destination that will never succeed now.
+UPDATE deliveries SET state = 'dead', last_error = 'the main webhook never answered 200'
+WHERE state = 'held' AND parent_id IN (SELECT id FROM deliveries WHERE destination_id = ? AND state = 'dead');
 
 -- name: release_children
 UPDATE deliveries SET state = 'pending', next_attempt_at = ? WHERE parent_id = ? AND state = 'held';
