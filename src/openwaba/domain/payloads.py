@@ -58,7 +58,7 @@ def split_notification(notification: dict[str, Any]) -> list[EventItem]:
                 for item in value.get(key) or ():
                     single: dict[str, Any] = {
                         "messaging_product": value.get("messaging_product", "whatsapp"),
-                        "metadata": metadata,
+                        "metadata": dict(metadata),
                     }
                     own = _contacts_for(contacts, item)
                     if own:

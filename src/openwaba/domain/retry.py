@@ -31,6 +31,8 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if not self.delays or not all(math.isfinite(d) and d >= 0 for d in self.delays):
             raise ValueError("retry delays must be a non-empty list of non-negative seconds")
+        if self.delays[-1] <= 0:
+            raise ValueError("the last retry delay repeats until the horizon, so it must be positive")
         if any(b < a for a, b in zip(self.delays, self.delays[1:])):
             raise ValueError("retry delays must not shrink")
         if not (math.isfinite(self.horizon) and self.horizon > 0) or not 0 <= self.jitter <= 1:
@@ -38,6 +40,8 @@ class RetryPolicy:
 
     def base_delay(self, failed_attempts: int) -> float:
         """The un-jittered wait after `failed_attempts` failures (>= 1)."""
+        if failed_attempts < 1:
+            raise ValueError("a retry follows at least one failed attempt")
         index = min(failed_attempts, len(self.delays)) - 1
         return self.delays[index]
 
