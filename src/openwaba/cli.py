@@ -11,14 +11,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from openwaba.config import Settings
 from openwaba.domain.errors import ConfigError, OpenwabaError
-from openwaba.gateway import Gateway
+
+if TYPE_CHECKING:  # the server's dependencies load only for `serve`, so other commands start fast
+    from openwaba.gateway import Gateway
 
 app = typer.Typer(help="openwaba: a self-hostable WhatsApp Business API gateway (360dialog API).", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Act as the sandbox's simulated WhatsApp users.", no_args_is_help=True)
@@ -56,6 +58,7 @@ def serve(
     """Run the gateway (SQLite in the data directory, sandbox connector)."""
     import uvicorn
 
+    from openwaba.gateway import Gateway
     from openwaba.http.app import create_app
 
     try:
@@ -126,7 +129,7 @@ def _print_summary(gateway: Gateway) -> None:
         soft_wrap=True,
     )
     out.print(
-        f"Reply as a user:\n  openwaba sandbox say --from {user} --api-key {key} 'hello'",
+        f"Reply as a user:\n  openwaba sandbox say --url {base} --from {user} --api-key {key} 'hello'",
         highlight=False,
         soft_wrap=True,
     )

@@ -414,15 +414,33 @@ def test_ingest_is_atomic(db: Path) -> None:
             channel = await make_channel(s)
             main = await make_destination(s, channel)
             good = event(channel, T0, main)
-            duplicate = dataclasses.replace(good, created_at=T0 + 1)  # same event id
+            orphan = dataclasses.replace(good, id="evt_orphan", channel_id=9999)  # no such channel
             inbound = InboundMessage("wamid.IN", channel.id, "4915112345678", "text", {"body": "hi"}, T0)
             with pytest.raises(ConflictError):
-                await s.ingest([good, duplicate], [inbound])
+                await s.ingest([good, orphan], [inbound])
             assert await s.claim_due(T0, 10, T0 + 60) == []
 
     run(test)
     assert rows(db, "SELECT count(*) FROM events") == [(0,)]
     assert rows(db, "SELECT count(*) FROM messages") == [(0,)]
+
+
+def test_a_duplicate_notification_is_stored_and_delivered_once(db: Path) -> None:
+    async def test() -> None:
+        async with opened(db) as s:
+            channel = await make_channel(s)
+            main = await make_destination(s, channel)
+            first = event(channel, T0, main)
+            again = dataclasses.replace(first, created_at=T0 + 1)  # same event id: Meta re-posted it
+            inbound = InboundMessage("wamid.IN", channel.id, "4915112345678", "text", {"body": "hi"}, T0)
+            await s.ingest([first], [inbound])
+            await s.ingest([again], [inbound])
+            assert len(await s.claim_due(T0 + 5, 10, T0 + 60)) == 1
+
+    run(test)
+    assert rows(db, "SELECT count(*) FROM events") == [(1,)]
+    assert rows(db, "SELECT count(*) FROM messages") == [(1,)]
+    assert rows(db, "SELECT count(*) FROM deliveries") == [(1,)]
 
 
 def test_claim_due_respects_next_attempt_at(db: Path) -> None:

@@ -44,6 +44,21 @@ def event_id() -> str:
     return "evt_" + "".join(reversed(chars))
 
 
+def stable_event_id(*parts: object) -> str:
+    """An event id derived from what the event is (e.g. channel, wamid, status).
+
+    The same notification ingested twice (Meta re-posting it, or a hand-over
+    repeated after a crash) gets the same id, so it is stored and delivered once.
+    """
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    value = int.from_bytes(digest[:17], "big") >> 6  # 130 bits -> 26 base32 characters
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "evt_" + "".join(reversed(chars))
+
+
 def numeric_id(digits: int = 15) -> str:
     """A Meta-style numeric id (WABA, phone number id, media id)."""
     first = secrets.choice("123456789")

@@ -56,7 +56,9 @@ async def set_waba_webhook(request: Request) -> Response:
     override_all = body.get("override_all", False)
     if not isinstance(override_all, bool):
         raise WebhookConfigError("'override_all' must be true or false")
-    await gateway(request).webhooks.set_waba(channel, _url(body), parse_headers(body.get("headers")), override_all)
+    gw = gateway(request)
+    numbers = await gw.accounts.channels()
+    await gw.webhooks.set_waba(channel, _url(body), parse_headers(body.get("headers")), override_all, numbers)
     return json_response({"message": f"Webhook will be set for waba_id: {channel.waba_id}"})
 
 

@@ -132,18 +132,24 @@ class Accounts:
             if api_key:
                 await self.set_api_key(channel, api_key)
             return SandboxSeed(channel, api_key, await self._storage.sandbox_users(channel.id), created=False)
-        now = self._clock.now()
-        waba = Waba(ids.numeric_id(), "openwaba sandbox")
-        await self._storage.create_waba(waba, now)
-        channel = await self._storage.create_channel(
-            waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", ChannelMode.SANDBOX, now
-        )
+        # Each step below is idempotent, and "seeded" is written last, so a first
+        # start that was killed half-way is completed by the next one.
+        channel = channels[0] if channels else await self._create_sandbox_channel(phone_number)
         key = api_key or ids.new_api_key()
         await self.set_api_key(channel, key)
-        users = _seed_users(user_ids)
-        await self._storage.add_sandbox_users(channel.id, users)
+        await self._storage.add_sandbox_users(channel.id, _seed_users(user_ids))
         await self._storage.set_value(_SEEDED, "1")
-        return SandboxSeed(channel, key, users, created=True)
+        return SandboxSeed(channel, key, await self._storage.sandbox_users(channel.id), created=True)
+
+    async def _create_sandbox_channel(self, phone_number: str) -> Channel:
+        now = self._clock.now()
+        waba = next(iter(await self._storage.wabas()), None)
+        if waba is None:
+            waba = Waba(ids.numeric_id(), "openwaba sandbox")
+            await self._storage.create_waba(waba, now)
+        return await self._storage.create_channel(
+            waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", ChannelMode.SANDBOX, now
+        )
 
 
 def _seed_users(user_ids: tuple[str, ...]) -> list[SandboxUser]:

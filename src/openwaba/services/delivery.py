@@ -93,6 +93,9 @@ class Dispatcher:
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Ids being attempted by this process. A lease normally keeps them from
+        # being claimed twice, but a jump of the manual clock can outrun a lease.
+        self._active: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
 
     def wake(self) -> None:
@@ -119,6 +122,8 @@ class Dispatcher:
         due = await self._storage.claim_due(now, min(free, _CLAIM_BATCH), lease)
         postponed: dict[float, list[int]] = {}
         for delivery in due:
+            if delivery.id in self._active:
+                continue
             resume_at = self._breaker.admit(delivery.destination_id, now)
             if resume_at is None:
                 self._start(delivery)
@@ -142,14 +147,16 @@ class Dispatcher:
 
     def _start(self, delivery: DueDelivery) -> None:
         self._in_flight += 1
+        self._active.add(delivery.id)
         key = (delivery.url, delivery.order_key)
         previous = self._tails.get(key)
         task = asyncio.create_task(self._deliver_after(previous, delivery))
         self._tails[key] = task
-        task.add_done_callback(lambda t: self._finished(key, t))
+        task.add_done_callback(lambda t: self._finished(key, delivery.id, t))
 
-    def _finished(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+    def _finished(self, key: tuple[str, str], delivery_id: int, task: asyncio.Task[None]) -> None:
         self._in_flight -= 1
+        self._active.discard(delivery_id)
         if self._tails.get(key) is task:
             del self._tails[key]
         if not task.cancelled() and task.exception() is not None:
@@ -182,14 +189,17 @@ class Dispatcher:
         excerpt = ""
         t0 = time.perf_counter()
         try:
-            async with self._session.post(delivery.url, data=delivery.body, headers=headers) as response:
+            # Redirects are not followed: a 3xx is a failed attempt (and following one
+            # could lead a production webhook to an address the SSRF guard refused).
+            post = self._session.post(delivery.url, data=delivery.body, headers=headers, allow_redirects=False)
+            async with post as response:
                 status = response.status
                 if status in (429, 503):
                     retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
                 excerpt = (await response.content.read(_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"timeout: no answer within {self._timeout:g} s"
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, ValueError) as exc:  # ValueError: a URL or header aiohttp refuses
             error = f"{type(exc).__name__}: {exc}"
         duration_ms = (time.perf_counter() - t0) * 1000
         if status is not None and status != 200:

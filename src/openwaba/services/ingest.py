@@ -58,8 +58,10 @@ class Ingest:
             log.warning("dropping a notification for unknown phone_number_id %r", item.phone_number_id)
             return None
         wamid = item.item.get("id") if item.kind != "error" else None
+        status = item.item.get("status") if item.kind == "status" else None
+        event_id = ids.event_id() if wamid is None else ids.stable_event_id(channel.id, item.kind, wamid, status)
         return NewEvent(
-            id=ids.event_id(),
+            id=event_id,
             channel_id=channel.id,
             kind=item.kind,
             wamid=wamid,
@@ -68,7 +70,7 @@ class Ingest:
             fanout=await self._webhooks.fan_out(channel),
             deadline=at + (await self._webhooks.retry_horizon(channel) or self._default_horizon),
             order_key=f"{channel.id}:{item.wa_id or ''}",
-            message_status=item.item.get("status") if item.kind == "status" else None,
+            message_status=status,
         )
 
 

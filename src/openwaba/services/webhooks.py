@@ -8,6 +8,7 @@ status 360dialog's webhook endpoints use; the faces render them as
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,14 +83,17 @@ class Webhooks:
         self._multi_max = multi_max
         self._ssrf_guard = ssrf_guard
         self._setups: dict[int, WebhookSetup] = {}
+        self._generation = 0  # bumped on every configuration change
         self._horizons: dict[int, float | None] = {}
 
     # routing ------------------------------------------------------------------
     async def fan_out(self, channel: Channel) -> FanOut:
         setup = self._setups.get(channel.id)
         if setup is None:
+            generation = self._generation
             setup = await self._load_setup(channel)
-            self._setups[channel.id] = setup
+            if generation == self._generation:  # no change happened while loading: safe to cache
+                self._setups[channel.id] = setup
         return fan_out(setup)
 
     async def _load_setup(self, channel: Channel) -> WebhookSetup:
@@ -98,6 +102,8 @@ class Webhooks:
         if channel.format is not ChannelFormat.CLOUD:
             return WebhookSetup(main=main)  # WABA and multi-webhooks are for Cloud numbers only
         waba = next(iter(await self._storage.destinations(waba_scope(channel))), None)
+        if waba is not None and channel.mode is ChannelMode.PRODUCTION and not _production_url(waba.url):
+            waba = None  # set while the WABA had only sandbox numbers: not for a production number's events
         multi_enabled, fanout = await self._storage.channel_webhook_flags(channel.id)
         return WebhookSetup(
             main=main,
@@ -122,9 +128,10 @@ class Webhooks:
 
     def forget(self) -> None:
         """Drop cached configuration (after a change made elsewhere, e.g. key rotation)."""
-        self._setups.clear()
+        self._changed()
 
     def _changed(self) -> None:
+        self._generation += 1
         self._setups.clear()  # a WABA change touches every number of the WABA
 
     # phone-number webhook --------------------------------------------------------
@@ -152,12 +159,21 @@ class Webhooks:
         self._require_cloud(channel, "The WABA webhook")
         return _config(await self._find(waba_scope(channel), WABA))
 
-    async def set_waba(self, channel: Channel, url: str, headers: dict[str, str], override_all: bool) -> None:
+    async def set_waba(
+        self,
+        channel: Channel,
+        url: str,
+        headers: dict[str, str],
+        override_all: bool,
+        waba_channels: Sequence[Channel] = (),
+    ) -> None:
+        """`waba_channels`: every number of the WABA; if one is in production, production rules apply."""
         self._require_cloud(channel, "The WABA webhook")
         if not url:
             await self._storage.remove_destination(waba_scope(channel), WABA, WABA)
         else:
-            await self._check_url(channel, url)
+            production = any(c.mode is ChannelMode.PRODUCTION for c in waba_channels if c.waba_id == channel.waba_id)
+            await self._check_url(channel, url, production=production or channel.mode is ChannelMode.PRODUCTION)
             await self._storage.set_destination(waba_scope(channel), WABA, WABA, url, headers, override_all)
         self._changed()
 
@@ -253,8 +269,9 @@ class Webhooks:
         if channel.format is not ChannelFormat.CLOUD:
             raise WebhookConfigError(f"{feature} is available for Cloud API numbers only")
 
-    async def _check_url(self, channel: Channel, url: str) -> None:
-        production = channel.mode is ChannelMode.PRODUCTION
+    async def _check_url(self, channel: Channel, url: str, production: bool | None = None) -> None:
+        if production is None:
+            production = channel.mode is ChannelMode.PRODUCTION
         try:
             host = check_webhook_url(url, production=production)
         except RequestError as exc:
@@ -303,6 +320,17 @@ def parse_options(body: dict[str, Any], where: str = "") -> DestinationOptions:
     return DestinationOptions(secret, app_secret, fifo)
 
 
+def _production_url(url: str) -> bool:
+    try:
+        host = check_webhook_url(url, production=True)
+    except RequestError:
+        return False
+    try:
+        return not is_private_address(host)
+    except ValueError:
+        return True  # a host name: resolved and checked when the webhook was set
+
+
 def _config(destination: Destination | None) -> WebhookConfig | None:
     if destination is None:
         return None
@@ -329,9 +357,32 @@ def parse_destinations(raw: Any) -> list[DestinationSpec]:
     return specs
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Headers openwaba sets itself on every delivery; a configuration may not replace them.
+_RESERVED = {
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-hub-signature-256",
+}
+
+
 def parse_headers(raw: Any, where: str = "headers") -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise WebhookConfigError(f"'{where}' must be an object of string names to string values")
+    for name, value in raw.items():
+        if not _TOKEN.fullmatch(name):
+            raise WebhookConfigError(f"'{where}': {name!r} is not a valid header name")
+        if name.lower() in _RESERVED:
+            raise WebhookConfigError(
+                f"'{where}': {name!r} is set by openwaba on every delivery and cannot be configured"
+            )
+        if any(ch in value for ch in "\r\n\0"):
+            raise WebhookConfigError(f"'{where}': the value of {name!r} must not contain CR, LF or NUL")
     return raw

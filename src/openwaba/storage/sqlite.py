@@ -294,24 +294,12 @@ class SQLiteStorage(Storage):
     async def ingest(self, events: Sequence[NewEvent], inbound: Sequence[InboundMessage]) -> None:
         def op(c: sqlite3.Connection) -> None:
             for m in inbound:
-                c.execute(
-                    _Q["insert_message"],
-                    (
-                        m.wamid,
-                        m.channel_id,
-                        "in",
-                        m.wa_id,
-                        m.type,
-                        json.dumps(m.content),
-                        None,
-                        None,
-                        "received",
-                        m.created_at,
-                        1,
-                    ),
-                )
+                row = (m.wamid, m.channel_id, m.wa_id, m.type, json.dumps(m.content), m.created_at)
+                c.execute(_Q["insert_inbound_message"], row)
             for e in events:
-                c.execute(_Q["insert_event"], (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body))
+                params = (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body)
+                if not c.execute(_Q["insert_event"], params).rowcount:
+                    continue  # already ingested: a duplicate notification
                 _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
                     c.execute(_Q["update_message_status"], (e.message_status, e.wamid))

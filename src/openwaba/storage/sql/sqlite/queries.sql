@@ -78,6 +78,12 @@ INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, contex
                       biz_opaque_callback_data, status, created_at, dispatched)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
+-- name: insert_inbound_message
+-- A user's message; Meta may post it twice, the first copy wins.
+INSERT OR IGNORE INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
+                                biz_opaque_callback_data, status, created_at, dispatched)
+VALUES (?, ?, 'in', ?, ?, ?, NULL, NULL, 'received', ?, 1);
+
 -- name: select_undispatched
 SELECT wamid, channel_id, wa_id, type, content, context_message_id, biz_opaque_callback_data, created_at
 FROM messages WHERE dispatched = 0 ORDER BY created_at LIMIT ?;
@@ -89,7 +95,7 @@ UPDATE messages SET dispatched = 1 WHERE wamid = ?;
 UPDATE messages SET status = ? WHERE wamid = ?;
 
 -- name: insert_event
-INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT OR IGNORE INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_delivery
 -- Inserts nothing when the destination was removed after routing was decided.

@@ -1,0 +1,74 @@
+"""Fixtures for the end-to-end tests: real `openwaba serve` processes and a real
+webhook receiver, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .support import API_KEY, Receiver, Server, ServerFactory, free_port
+
+# Every server gets these unless a test says otherwise (a value of None removes one).
+DEFAULT_ENV: dict[str, str | None] = {
+    "OPENWABA_SANDBOX_API_KEY": API_KEY,
+    "OPENWABA_CLOCK": "manual",
+    "OPENWABA_RETRY_JITTER": "0",
+    "OPENWABA_WEBHOOK_TIMEOUT": "5",
+}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
+    return any(getattr(request.node, f"rep_{when}", None) is not None
+               and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
+
+
+@pytest.fixture
+def port() -> Callable[[], int]:
+    """A helper that returns a free TCP port on 127.0.0.1."""
+    return free_port
+
+
+@pytest.fixture
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
+    """`server(env=None, start=True) -> Server`: a real `openwaba serve` on a fresh
+    data directory and port. Every server is stopped at teardown; on failure their
+    output is printed."""
+    factory = ServerFactory(tmp_path, DEFAULT_ENV)
+    try:
+        yield factory
+    finally:
+        factory.close()
+        if _failed(request):
+            print(factory.report())
+
+
+@pytest.fixture
+def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
+    """A started webhook receiver on 127.0.0.1 that records every request."""
+    rec = Receiver()
+    rec.start()
+    try:
+        yield rec
+    finally:
+        rec.stop()
+        if _failed(request):
+            print(rec.describe())
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a whole module, for tests that only read or get rejected."""
+    factory = ServerFactory(tmp_path_factory.mktemp("shared"), DEFAULT_ENV)
+    try:
+        yield factory()
+    finally:
+        factory.close()
