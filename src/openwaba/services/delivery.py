@@ -195,7 +195,9 @@ class Dispatcher:
             async with post as response:
                 status = response.status
                 if status in (429, 503):
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), started_at)
+                    # an HTTP date in Retry-After is the receiver's wall clock, not ours
+                    wall = time.time()
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), wall)
                 excerpt = (await response.content.read(_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"timeout: no answer within {self._timeout:g} s"

@@ -121,7 +121,21 @@ WHERE id IN (
 RETURNING id;
 
 -- name: defer_delivery
-UPDATE deliveries SET next_attempt_at = min(?, deadline), lease_until = NULL WHERE id = ?;
+-- May lie past the deadline: expire_overdue then dead-letters it without an attempt.
+UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ?;
+
+-- name: expire_overdue
+-- Deliveries whose horizon passed before they could be attempted (process down, clock jump,
+-- destination paused) are dead-lettered without an attempt after the horizon.
+UPDATE deliveries
+SET state = 'dead', next_attempt_at = NULL, lease_until = NULL,
+    last_error = coalesce(last_error || '; ', '') || 'the retry horizon passed before the next attempt'
+WHERE state = 'pending' AND deadline < :limit_time AND (lease_until IS NULL OR lease_until < :now)
+RETURNING id;
+
+-- name: dead_letter_children_of
+UPDATE deliveries SET state = 'dead', last_error = 'the main webhook never answered 200'
+WHERE parent_id = ? AND state = 'held';
 
 -- name: undefer_destination
 UPDATE deliveries SET next_attempt_at = ? WHERE destination_id = ? AND state = 'pending' AND next_attempt_at > ?;
@@ -216,6 +230,7 @@ WHERE id IN (
     JOIN destinations t ON t.id = d.destination_id
     WHERE e.channel_id = :channel_id AND t.removed = 0 AND t.disabled = 0
       AND (:delivery_id IS NULL OR d.id = :delivery_id)
+      AND (:event_id IS NULL OR d.event_id = :event_id)
       AND (:state IS NULL OR d.state = :state)
       AND (:destination IS NULL OR t.name = :destination)
       AND (:since IS NULL OR d.created_at >= :since)
