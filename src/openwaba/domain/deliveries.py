@@ -38,7 +38,7 @@ class DueDelivery:
     order_key: str  # deliveries with the same key and destination go one at a time
     created_at: float  # when the event happened
     deadline: float  # no attempt after this (the retry horizon)
-    attempts: int  # attempts already made
+    attempts: int  # attempts already made (since the last replay): where the retry schedule stands
     destination_id: int
     url: str
     headers: dict[str, str]

@@ -28,6 +28,8 @@ def new_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a `whsec_…` secret; RequestError when it is not one."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise RequestError(100, "A signing secret must look like 'whsec_' followed by base64")
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:
         key = base64.b64decode(encoded, validate=True)

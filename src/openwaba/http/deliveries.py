@@ -21,7 +21,8 @@ async def list_deliveries(request: Request) -> Response:
     channel = await channel_of(request)
     query = request.query_params
     where = _filter(dict(query))
-    limit = _number(query.get("limit"), "limit", int) or 100
+    given = _number(query.get("limit"), "limit", int)
+    limit = 100 if given is None else given
     before = _number(query.get("before"), "before", int)
     before = int(before) if before is not None else None
     items = await gateway(request).delivery_log.list(channel, where, int(limit), before)

@@ -122,7 +122,7 @@ RETURNING id;
 
 -- name: defer_delivery
 -- May lie past the deadline: expire_overdue then dead-letters it without an attempt.
-UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ?;
+UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL, paused = 1 WHERE id = ?;
 
 -- name: expire_overdue
 -- Deliveries whose horizon passed before they could be attempted (process down, clock jump,
@@ -138,10 +138,12 @@ UPDATE deliveries SET state = 'dead', last_error = 'the main webhook never answe
 WHERE parent_id = ? AND state = 'held';
 
 -- name: undefer_destination
-UPDATE deliveries SET next_attempt_at = ? WHERE destination_id = ? AND state = 'pending' AND next_attempt_at > ?;
+-- Only what the breaker postponed: a delivery waiting for a receiver's Retry-After keeps waiting.
+UPDATE deliveries SET next_attempt_at = ?, paused = 0
+WHERE destination_id = ? AND state = 'pending' AND paused = 1 AND next_attempt_at > ?;
 
 -- name: select_claimed
-SELECT d.id, d.event_id, e.order_key, e.created_at, d.deadline, d.attempts, d.destination_id,
+SELECT d.id, d.event_id, e.order_key, e.created_at, d.deadline, d.attempts - d.retry_base, d.destination_id,
        t.url, t.headers, t.secrets, t.app_secret, e.body
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
@@ -158,7 +160,7 @@ VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: finish_attempt
 UPDATE deliveries
-SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL,
+SET state = ?, attempts = attempts + 1, next_attempt_at = ?, lease_until = NULL, paused = 0,
     last_status = ?, last_error = ?
 WHERE id = ? AND state = 'pending';
 
@@ -223,7 +225,8 @@ SELECT body FROM events WHERE id = ?;
 
 -- name: replay_deliveries
 UPDATE deliveries
-SET state = 'pending', next_attempt_at = :now, deadline = :deadline, lease_until = NULL, parent_id = NULL
+SET state = 'pending', next_attempt_at = :now, deadline = :deadline, lease_until = NULL, parent_id = NULL,
+    paused = 0, retry_base = attempts
 WHERE id IN (
     SELECT d.id FROM deliveries d
     JOIN events e ON e.id = d.event_id

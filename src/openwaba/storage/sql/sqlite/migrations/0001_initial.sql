@@ -92,6 +92,8 @@ CREATE TABLE deliveries (
     next_attempt_at  REAL,
     deadline         REAL NOT NULL,  -- the retry horizon: no attempt after this
     order_key        TEXT NOT NULL,  -- the event's conversation (channel and user)
+    paused           INTEGER NOT NULL DEFAULT 0,  -- postponed by the circuit breaker
+    retry_base       INTEGER NOT NULL DEFAULT 0,  -- attempts before the last replay: the schedule restarts
     lease_until      REAL,
     last_status      INTEGER,
     last_error       TEXT,
