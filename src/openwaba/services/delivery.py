@@ -93,8 +93,9 @@ class Dispatcher:
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
-        # Ids being attempted by this process. A lease normally keeps them from
-        # being claimed twice, but a jump of the manual clock can outrun a lease.
+        # Ids being attempted (or queued behind their conversation) by this process.
+        # The lease starts at claim time, so a delivery waiting behind slow earlier
+        # events, or a jump of the manual clock, can outlive it: never claim those twice.
         self._active: set[int] = set()
         self._session: aiohttp.ClientSession | None = None
 

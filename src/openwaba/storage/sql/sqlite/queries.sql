@@ -242,7 +242,9 @@ WHERE id IN (
 );
 
 -- name: queue_stats
-SELECT count(*), min(created_at) FROM deliveries WHERE state = 'pending';
+-- Two index lookups (a combined aggregate would visit every pending row for the minimum).
+SELECT (SELECT count(*) FROM deliveries WHERE state = 'pending'),
+       (SELECT min(created_at) FROM deliveries WHERE state = 'pending');
 
 -- name: release_leases
 UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL;

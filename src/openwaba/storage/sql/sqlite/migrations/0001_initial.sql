@@ -104,6 +104,7 @@ CREATE INDEX deliveries_parent ON deliveries (parent_id) WHERE state = 'held';
 CREATE INDEX deliveries_fifo ON deliveries (destination_id, order_key, id) WHERE state IN ('pending', 'held');
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE state = 'pending';
 CREATE INDEX deliveries_deadline ON deliveries (deadline) WHERE state = 'pending';
+CREATE INDEX deliveries_pending_age ON deliveries (created_at) WHERE state = 'pending';
 
 CREATE TABLE attempts (
     id                INTEGER PRIMARY KEY,
