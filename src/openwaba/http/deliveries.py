@@ -25,7 +25,7 @@ async def list_deliveries(request: Request) -> Response:
     limit = 100 if given is None else given
     before = _number(query.get("before"), "before", int)
     before = int(before) if before is not None else None
-    items = await gateway(request).delivery_log.list(channel, where, int(limit), before)
+    items = await gateway(request).delivery_log.page(channel, where, int(limit), before)
     paging = {"before": items[-1].id} if len(items) == limit else {}
     return json_response({"deliveries": [_delivery(d) for d in items], "paging": paging})
 
@@ -58,6 +58,13 @@ async def replay_many(request: Request) -> Response:
     body = await json_body(request)
     where = _filter({"state": "dead", **{k: v for k, v in body.items() if v is not None}})
     return json_response({"replayed": await gateway(request).delivery_log.replay(channel, where)})
+
+
+@flat_face
+async def list_notices(request: Request) -> Response:
+    channel = await channel_of(request)
+    notices = await gateway(request).delivery_log.notices(channel)
+    return json_response({"notices": [{"at": at, "kind": kind, "detail": detail} for at, kind, detail in notices]})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -126,5 +133,6 @@ routes = [
     Route("/deliveries/replay", replay_many, methods=["POST"]),
     Route("/deliveries/{delivery_id}", show_delivery, methods=["GET"]),
     Route("/deliveries/{delivery_id}/replay", replay_one, methods=["POST"]),
+    Route("/notices", list_notices, methods=["GET"]),
     Route("/metrics", metrics_endpoint, methods=["GET"]),
 ]

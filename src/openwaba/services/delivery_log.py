@@ -40,7 +40,7 @@ class DeliveryLog:
         self._default_horizon = default_horizon
         self._on_new_work = on_new_work
 
-    async def list(
+    async def page(
         self, channel: Channel, where: DeliveryFilter, limit: int = 100, before_id: int | None = None
     ) -> list[DeliveryView]:
         _check(where)
@@ -56,6 +56,10 @@ class DeliveryLog:
         body = await self._storage.event_body(delivery.event_id)
         payload = msgspec.json.decode(body) if body else None
         return DeliveryDetail(delivery, await self._storage.attempts(delivery_id), payload)
+
+    async def notices(self, channel: Channel, limit: int = 100) -> list[tuple[float, str, str]]:
+        """Operational events of the number, newest first (e.g. a destination disabled by 410 Gone)."""
+        return await self._storage.notices(channel.id, limit)
 
     async def replay(self, channel: Channel, where: DeliveryFilter) -> int:
         """Make matching deliveries due now, on the same event ids, with a fresh horizon."""
