@@ -225,10 +225,14 @@ class Receiver:
         with self._lock:
             return list(self._requests)
 
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler class; subclasses answer differently by overriding this."""
+        return _handler_for(self)
+
     def start(self) -> None:
         if self._httpd is not None:
             return
-        handler = _handler_for(self)
+        handler = self._handler()
         deadline = time.monotonic() + 5
         while True:
             try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import errno
 import hashlib
 import hmac
 import json
@@ -31,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -43,7 +42,6 @@ from .support import (
     API_KEY,
     BRUNO,
     CHEN,
-    HOST,
     Received,
     Receiver,
     Server,
@@ -153,24 +151,8 @@ class Hook(Receiver):
                 return queue.popleft()
         return self.answer
 
-    def start(self) -> None:
-        if self._httpd is not None:
-            return
-        handler = _hook_handler(self)
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                httpd = ThreadingHTTPServer((HOST, self.port), handler)
-                break
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        httpd.daemon_threads = True
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"hook-{self.port}", daemon=True)
-        self._thread.start()
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        return _hook_handler(self)
 
     # questions about what arrived ------------------------------------------------------------
     def of(self, event_id: str) -> list[Received]:

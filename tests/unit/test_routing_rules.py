@@ -49,8 +49,9 @@ CASES: list[tuple[str, WebhookSetup, int | None, tuple[int, ...], bool]] = [
 def test_fan_out(setup: WebhookSetup, primary: int | None, extras: tuple[int, ...], wait: bool) -> None:
     result = fan_out(setup)
     assert result == FanOut(primary, extras, wait)
-    assert result.destination_ids == ((primary,) if primary is not None else ()) + extras
-    assert len(set(result.destination_ids)) == len(result.destination_ids), "no destination twice"
+    destination_ids = ((result.primary,) if result.primary is not None else ()) + result.extras
+    assert destination_ids == ((primary,) if primary is not None else ()) + extras
+    assert len(set(destination_ids)) == len(destination_ids), "no destination twice"
 
 
 def test_extras_keep_their_configured_order() -> None:

@@ -443,6 +443,21 @@ def test_a_duplicate_notification_is_stored_and_delivered_once(db: Path) -> None
     assert rows(db, "SELECT count(*) FROM deliveries") == [(1,)]
 
 
+def test_claimed_deliveries_come_in_due_order_not_insertion_order(db: Path) -> None:
+    """The dispatcher chains one conversation's deliveries in the order claim_due returns."""
+
+    async def test() -> None:
+        async with opened(db) as s:
+            channel = await make_channel(s)
+            main = await make_destination(s, channel)
+            events = [event(channel, T0 + offset, main) for offset in (5, 4, 3, 2, 1)]
+            await s.ingest(events, [])  # inserted latest-due first
+            due = await s.claim_due(T0 + 10, 10, T0 + 60)
+            assert [d.event_id for d in due] == [e.id for e in reversed(events)]
+
+    run(test)
+
+
 def test_claim_due_respects_next_attempt_at(db: Path) -> None:
     async def test() -> None:
         async with opened(db) as s:

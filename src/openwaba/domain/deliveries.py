@@ -25,7 +25,6 @@ class Destination:
     override_all: bool = False  # WABA webhooks only
     secrets: tuple[str, ...] = ()  # Standard Webhooks signing secrets, newest first
     app_secret: str | None = None  # signs X-Hub-Signature-256 when set
-    disabled: bool = False  # the receiver answered 410 Gone
     fifo: bool = False  # a conversation's events strictly in order, each waiting for the previous
 
 

@@ -39,8 +39,7 @@ class EventItem:
 
     @property
     def wa_id(self) -> str | None:
-        item = self.item
-        return item.get("from") or item.get("recipient_id")
+        return _user_of(self.item)
 
 
 def split_notification(notification: dict[str, Any]) -> list[EventItem]:
@@ -71,8 +70,14 @@ def split_notification(notification: dict[str, Any]) -> list[EventItem]:
 def _contacts_for(contacts: list[dict[str, Any]] | None, item: dict[str, Any]) -> list[dict[str, Any]]:
     if not contacts:
         return []
-    wa_id = item.get("from") or item.get("recipient_id")
+    wa_id = _user_of(item)
     return [c for c in contacts if c.get("wa_id") == wa_id]
+
+
+def _user_of(item: dict[str, Any]) -> str | None:
+    """The user a message (`from`) or a status (`recipient_id`) is about."""
+    user: str | None = item.get("from") or item.get("recipient_id")
+    return user
 
 
 # Cloud error codes and their On-Premise equivalents.
@@ -101,13 +106,10 @@ def render_on_premise(value: dict[str, Any]) -> bytes:
 
 
 def _on_premise_status(status: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in status.items() if k not in ("errors", "pricing", "conversation")}
+    out = {k: v for k, v in status.items() if k not in ("errors", "pricing")}
     out["type"] = "message"
     # On-Premise v2.45 moved recipient_id under `message`; receivers read either.
     out["message"] = {"recipient_id": status.get("recipient_id")}
-    if "conversation" in status:
-        conversation = dict(status["conversation"])
-        out["conversation"] = conversation
     if "pricing" in status:
         pricing = status["pricing"]
         out["pricing"] = {

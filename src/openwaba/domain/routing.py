@@ -42,10 +42,6 @@ class FanOut:
     extras: tuple[int, ...] = field(default=())
     extras_wait_for_primary: bool = False
 
-    @property
-    def destination_ids(self) -> tuple[int, ...]:
-        return ((self.primary,) if self.primary is not None else ()) + self.extras
-
 
 def fan_out(setup: WebhookSetup) -> FanOut:
     primary = setup.main

@@ -14,16 +14,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 from collections.abc import Sequence
 
 from openwaba.domain.errors import RequestError
 
 SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def secret_key(secret: str) -> bytes:

@@ -21,11 +21,9 @@ async def list_deliveries(request: Request) -> Response:
     channel = await channel_of(request)
     query = request.query_params
     where = _filter(dict(query))
-    given = _number(query.get("limit"), "limit", int)
+    given = _int(query.get("limit"), "limit")
     limit = 100 if given is None else given
-    before = _number(query.get("before"), "before", int)
-    before = int(before) if before is not None else None
-    items = await gateway(request).delivery_log.page(channel, where, int(limit), before)
+    items = await gateway(request).delivery_log.page(channel, where, limit, _int(query.get("before"), "before"))
     paging = {"before": items[-1].id} if len(items) == limit else {}
     return json_response({"deliveries": [_delivery(d) for d in items], "paging": paging})
 
@@ -33,8 +31,7 @@ async def list_deliveries(request: Request) -> Response:
 @flat_face
 async def show_delivery(request: Request) -> Response:
     channel = await channel_of(request)
-    delivery_id = _number(request.path_params["delivery_id"], "delivery id", int)
-    detail = await gateway(request).delivery_log.detail(channel, int(delivery_id or 0))
+    detail = await gateway(request).delivery_log.detail(channel, _path_id(request))
     return json_response(
         {
             **_delivery(detail.delivery),
@@ -47,8 +44,7 @@ async def show_delivery(request: Request) -> Response:
 @flat_face
 async def replay_one(request: Request) -> Response:
     channel = await channel_of(request)
-    delivery_id = _number(request.path_params["delivery_id"], "delivery id", int)
-    count = await gateway(request).delivery_log.replay(channel, DeliveryFilter(delivery_id=int(delivery_id or 0)))
+    count = await gateway(request).delivery_log.replay(channel, DeliveryFilter(delivery_id=_path_id(request)))
     return json_response({"replayed": count})
 
 
@@ -82,8 +78,8 @@ def _filter(raw: dict[str, Any]) -> DeliveryFilter:
         state=_text(raw.get("state"), "state"),
         destination=_text(raw.get("destination"), "destination"),
         event_id=_text(raw.get("event_id"), "event_id"),
-        since=_number(raw.get("since"), "since", float),
-        until=_number(raw.get("until"), "until", float),
+        since=_float(raw.get("since"), "since"),
+        until=_float(raw.get("until"), "until"),
     )
 
 
@@ -93,13 +89,28 @@ def _text(value: Any, name: str) -> str | None:
     raise RequestError(100, f"'{name}' must be a string")
 
 
-def _number(value: Any, name: str, kind: type) -> float | int | None:
+def _int(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return kind(value)  # type: ignore[no-any-return]
+        return int(value)
+    except (TypeError, ValueError):
+        raise RequestError(100, f"'{name}' must be an integer") from None
+
+
+def _float(value: Any, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
     except (TypeError, ValueError):
         raise RequestError(100, f"'{name}' must be a number") from None
+
+
+def _path_id(request: Request) -> int:
+    delivery_id = _int(request.path_params["delivery_id"], "delivery id")
+    assert delivery_id is not None  # the route only matches a non-empty segment
+    return delivery_id
 
 
 def _delivery(d: DeliveryView) -> dict[str, Any]:

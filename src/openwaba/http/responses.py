@@ -58,28 +58,21 @@ def _render(exc: Exception, graph: bool) -> Response:
 _HANDLED = (AuthError, RequestError, NotFoundError, StateError, WebhookConfigError)
 
 
-def graph_face(endpoint: Endpoint) -> Endpoint:
-    """Render openwaba errors the way the Graph API does (the Cloud send face)."""
+def _face(graph: bool) -> Callable[[Endpoint], Endpoint]:
+    def decorate(endpoint: Endpoint) -> Endpoint:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await endpoint(request)
+            except _HANDLED as exc:
+                return _render(exc, graph=graph)
 
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _HANDLED as exc:
-            return _render(exc, graph=True)
+        return wrapped
 
-    return wrapped
+    return decorate
 
 
-def flat_face(endpoint: Endpoint) -> Endpoint:
-    """Render openwaba errors as 360dialog's own endpoints do: `{"error": "..."}`."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except _HANDLED as exc:
-            return _render(exc, graph=False)
-
-    return wrapped
+graph_face = _face(graph=True)  # the Graph API's error envelope (the Cloud send face)
+flat_face = _face(graph=False)  # 360dialog's own endpoints: `{"error": "..."}`
 
 
 async def json_body(request: Request) -> dict[str, Any]:

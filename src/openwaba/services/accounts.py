@@ -27,7 +27,6 @@ class SandboxSeed:
     channel: Channel
     api_key: str | None  # None when the key was made on an earlier start and is not known any more
     users: list[SandboxUser]
-    created: bool
 
 
 class Accounts:
@@ -131,7 +130,7 @@ class Accounts:
             channel = channels[0]
             if api_key:
                 await self.set_api_key(channel, api_key)
-            return SandboxSeed(channel, api_key, await self._storage.sandbox_users(channel.id), created=False)
+            return SandboxSeed(channel, api_key, await self._storage.sandbox_users(channel.id))
         # Each step below is idempotent, and "seeded" is written last, so a first
         # start that was killed half-way is completed by the next one.
         channel = channels[0] if channels else await self._create_sandbox_channel(phone_number)
@@ -139,7 +138,7 @@ class Accounts:
         await self.set_api_key(channel, key)
         await self._storage.add_sandbox_users(channel.id, _seed_users(user_ids))
         await self._storage.set_value(_SEEDED, "1")
-        return SandboxSeed(channel, key, await self._storage.sandbox_users(channel.id), created=True)
+        return SandboxSeed(channel, key, await self._storage.sandbox_users(channel.id))
 
     async def _create_sandbox_channel(self, phone_number: str) -> Channel:
         now = self._clock.now()

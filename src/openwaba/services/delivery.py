@@ -197,8 +197,7 @@ class Dispatcher:
                 status = response.status
                 if status in (429, 503):
                     # an HTTP date in Retry-After is the receiver's wall clock, not ours
-                    wall = time.time()
-                    retry_after = parse_retry_after(response.headers.get("Retry-After"), wall)
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
                 excerpt = (await response.content.read(_EXCERPT)).decode("utf-8", "replace")
         except TimeoutError:
             error = f"timeout: no answer within {self._timeout:g} s"

@@ -235,7 +235,6 @@ class SQLiteStorage(Storage):
                 tuple(json.loads(r[6])),
                 r[7],
                 bool(r[8]),
-                bool(r[9]),
             )
             for r in rows
         ]
@@ -315,28 +314,27 @@ class SQLiteStorage(Storage):
             expired = c.execute(_Q["expire_overdue"], {"now": now, "limit_time": now - _LATE_GRACE}).fetchall()
             c.executemany(_Q["dead_letter_children_of"], expired)
             params = {"now": now, "limit": limit, "lease_until": lease_until}
-            ids = c.execute(_Q["claim_due"], params).fetchall()
-            due = []
-            for (delivery_id,) in ids:
-                row = c.execute(_Q["select_claimed"], (delivery_id,)).fetchone()
-                if row:
-                    due.append(
-                        DueDelivery(
-                            id=row[0],
-                            event_id=row[1],
-                            order_key=row[2],
-                            created_at=row[3],
-                            deadline=row[4],
-                            attempts=row[5],
-                            destination_id=row[6],
-                            url=row[7],
-                            headers=json.loads(row[8]),
-                            secrets=tuple(json.loads(row[9])),
-                            app_secret=row[10],
-                            body=row[11],
-                        )
-                    )
-            return due
+            ids = [delivery_id for (delivery_id,) in c.execute(_Q["claim_due"], params)]
+            if not ids:
+                return []
+            rows = c.execute(_Q["select_claimed"], (json.dumps(ids),))
+            return [
+                DueDelivery(
+                    id=row[0],
+                    event_id=row[1],
+                    order_key=row[2],
+                    created_at=row[3],
+                    deadline=row[4],
+                    attempts=row[5],
+                    destination_id=row[6],
+                    url=row[7],
+                    headers=json.loads(row[8]),
+                    secrets=tuple(json.loads(row[9])),
+                    app_secret=row[10],
+                    body=row[11],
+                )
+                for row in rows
+            ]
 
         return await self._run(op)
 

@@ -41,10 +41,6 @@ class SandboxConnector(Connector):
             self._users[channel.id] = users
         return users
 
-    async def add_users(self, channel: Channel, users: list[SandboxUser]) -> None:
-        await self._storage.add_sandbox_users(channel.id, users)
-        self._users.pop(channel.id, None)
-
     async def send(self, channel: Channel, queued: QueuedMessage) -> None:
         message = queued.message
         user = (await self.users(channel)).get(message.wa_id)

@@ -70,7 +70,7 @@ WHERE destination_id = ? AND state IN ('pending', 'held');
 UPDATE destinations SET removed = 1 WHERE id = ?;
 
 -- name: select_destinations
-SELECT id, kind, name, url, headers, override_all, secrets, app_secret, disabled, fifo
+SELECT id, kind, name, url, headers, override_all, secrets, app_secret, fifo
 FROM destinations WHERE scope = ? AND removed = 0 ORDER BY position;
 
 -- name: insert_message
@@ -148,7 +148,9 @@ SELECT d.id, d.event_id, e.order_key, e.created_at, d.deadline, d.attempts - d.r
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN destinations t ON t.id = d.destination_id
-WHERE d.id = ?;
+WHERE d.id IN (SELECT value FROM json_each(?))
+-- RETURNING gives no order; the dispatcher chains a conversation's deliveries in this one.
+ORDER BY d.next_attempt_at, d.id;
 
 -- name: next_due_at
 SELECT min(next_attempt_at) FROM deliveries
