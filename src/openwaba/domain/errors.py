@@ -34,6 +34,15 @@ CATALOGUE: dict[int, ErrorKind] = {
         ErrorKind(131051, "Unsupported message type", 400),
         ErrorKind(131056, "(Business Account, Consumer Account) pair rate limit hit", 400),
         ErrorKind(130429, "Rate limit hit", 400),
+        ErrorKind(131053, "Media upload error", 400),
+        ErrorKind(132000, "Number of parameters does not match the expected number of params", 400),
+        ErrorKind(132001, "Template name does not exist in the translation", 404),
+        ErrorKind(132005, "Translated text too long", 400),
+        ErrorKind(132007, "Message template character policy violated", 400),
+        ErrorKind(132012, "Parameter format does not match format in the created template", 400),
+        ErrorKind(132015, "Template is paused", 400),
+        ErrorKind(132016, "Template is disabled", 400),
+        ErrorKind(132018, "There was an issue with the parameters in your template", 400),
     )
 }
 
