@@ -6,6 +6,7 @@ Command-line options of `openwaba serve` override the environment.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,13 @@ class Settings:
     sandbox_users: tuple[str, ...] = ()
     # seconds after acceptance at which the sandbox reports sent, delivered, read
     sandbox_status_delays: tuple[float, float, float] = (0.0, 0.05, 0.1)
+    # the sandbox's template review: decided this many seconds after creation;
+    # names matching the pattern are rejected (as are bodies that start or end with a variable)
+    sandbox_template_review_seconds: float = 2.0
+    sandbox_template_reject: str = "reject"
+    # per-number limits (130429 throughput, 131056 pair rate); channels can override both
+    throughput: float = 80.0
+    rate_limits: bool = True
     # delivery engine
     retry_delays: tuple[float, ...] = DEFAULT_DELAYS
     retry_horizon: float = DEFAULT_HORIZON
@@ -77,6 +85,10 @@ class Settings:
         if settings.clock not in ("system", "manual"):
             raise ConfigError("OPENWABA_CLOCK must be 'system' or 'manual'")
         try:
+            re.compile(settings.sandbox_template_reject)
+        except re.error as exc:
+            raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
+        try:
             settings.retry_policy()
         except ValueError as exc:
             raise ConfigError(f"invalid retry settings: {exc}") from None
@@ -111,6 +123,10 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "sandbox_phone_number": str,
     "sandbox_users": _csv,
     "sandbox_status_delays": _three_delays,
+    "sandbox_template_review_seconds": float,
+    "sandbox_template_reject": str,
+    "throughput": float,
+    "rate_limits": _boolean,
     "retry_delays": parse_delays,
     "retry_horizon": float,
     "retry_jitter": float,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 
 from openwaba.clock import Clock, ManualClock
 from openwaba.config import Settings
@@ -17,7 +18,11 @@ from openwaba.services.accounts import Accounts, SandboxSeed
 from openwaba.services.delivery import CircuitBreaker, Dispatcher
 from openwaba.services.delivery_log import DeliveryLog
 from openwaba.services.ingest import Ingest
+from openwaba.services.limits import Limits
+from openwaba.services.media import Media
+from openwaba.services.profiles import Profiles
 from openwaba.services.sending import Sending
+from openwaba.services.templates import Templates
 from openwaba.services.webhooks import Webhooks
 from openwaba.storage.base import Storage
 from openwaba.storage.sqlite import SQLiteStorage
@@ -25,6 +30,7 @@ from openwaba.storage.sqlite import SQLiteStorage
 log = logging.getLogger("openwaba")
 
 _CLOCK_OFFSET = "clock.offset"
+_GREETED = "sandbox.greeted"
 
 
 class Gateway:
@@ -47,9 +53,21 @@ class Gateway:
         self.delivery_log = DeliveryLog(
             self.storage, self.clock, self.webhooks, settings.retry_horizon, self.dispatcher.wake
         )
-        self.sandbox = SandboxConnector(self.storage, self.ingest, self.clock, settings.sandbox_status_delays)
+        self.media = Media(self.storage, self.clock, settings.data_dir / "media")
+        self.templates = Templates(
+            self.storage,
+            self.clock,
+            self.ingest,
+            settings.sandbox_template_review_seconds,
+            re.compile(settings.sandbox_template_reject) if settings.sandbox_template_reject else None,
+        )
+        self.sandbox = SandboxConnector(
+            self.storage, self.ingest, self.clock, settings.sandbox_status_delays, self.media, self.templates
+        )
         connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
-        self.sending = Sending(self.storage, self.accounts, connectors, self.clock)
+        self.profiles = Profiles(self.storage)
+        self.limits = Limits(self.storage, settings.throughput, settings.rate_limits)
+        self.sending = Sending(self.storage, self.accounts, connectors, self.limits, self.clock)
         self.clock.on_change(self.dispatcher.wake)
         self.seed: SandboxSeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -63,6 +81,8 @@ class Gateway:
             self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
         s = self.settings
         self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
+        await self.media.start()
+        await self._greet(self.seed)
         recovered = await self.sending.recover()
         if recovered:
             log.info("re-queued %d accepted messages for hand-over", recovered)
@@ -72,6 +92,15 @@ class Gateway:
         ]
         for task in self._tasks:
             task.add_done_callback(_crash_loudly)
+
+    async def _greet(self, seed: SandboxSeed) -> None:
+        """On first start every simulated user says hello, which opens their
+        customer-service windows: the printed quickstart works at once."""
+        if await self.storage.get_value(_GREETED):
+            return
+        for user in seed.users:
+            await self.sandbox.user_says(seed.channel, user.wa_id, "Hi! 👋")
+        await self.storage.set_value(_GREETED, "1")
 
     async def advance_clock(self, seconds: float) -> float:
         if not isinstance(self.clock, ManualClock):

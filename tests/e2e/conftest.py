@@ -16,6 +16,9 @@ DEFAULT_ENV: dict[str, str | None] = {
     "OPENWABA_CLOCK": "manual",
     "OPENWABA_RETRY_JITTER": "0",
     "OPENWABA_WEBHOOK_TIMEOUT": "5",
+    # Most tests send bursts to one user to exercise delivery; the tests of
+    # WhatsApp's throughput and pair rate limits switch them back on.
+    "OPENWABA_RATE_LIMITS": "false",
 }
 
 

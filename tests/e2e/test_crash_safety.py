@@ -206,8 +206,8 @@ class Senders:
 
 
 def db_events(srv: Server) -> dict[str, tuple[str | None, str]]:
-    """event id -> (wamid, status) for every event row (all are statuses here)."""
-    rows = srv.query("SELECT id, wamid, body FROM events")
+    """event id -> (wamid, status) for every status event (the others are the users' greetings)."""
+    rows = srv.query("SELECT id, wamid, body FROM events WHERE kind = 'status'")
     result = {}
     for row in rows:
         status = json.loads(row["body"])["entry"][0]["changes"][0]["value"]["statuses"][0]["status"]

@@ -420,7 +420,7 @@ def test_rejected_sends_store_and_post_nothing(server: ServerFactory, receiver: 
     wamid = srv.send_text(ALICE, "the only valid one")
     receiver.wait_for_count(lambda r: r.status is not None and r.status["status"] == "read", 1)
     assert {r.status["id"] for r in receiver.requests} == {wamid}  # type: ignore[index]
-    assert srv.query("SELECT count(*) AS n FROM messages")[0]["n"] == 1
+    assert srv.query("SELECT count(*) AS n FROM messages WHERE direction = 'out'")[0]["n"] == 1
 
 
 # (g) ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import OpenwabaError
+from openwaba.domain.messages import OutgoingMessage
 from openwaba.storage.base import QueuedMessage
 
 
@@ -29,6 +30,13 @@ class EventSink(Protocol):
 
 class Connector(abc.ABC):
     name: str
+
+    async def check(self, channel: Channel, message: OutgoingMessage) -> None:  # noqa: B027  (optional hook)
+        """Refuse, before it is accepted, a message the network would answer with an
+        error at once (e.g. unknown media id, unapproved template): raise RequestError."""
+
+    def typing(self, channel: Channel, wa_id: str) -> None:  # noqa: B027  (optional hook)
+        """Show the user that the business is typing (the network's own indicator)."""
 
     @abc.abstractmethod
     async def send(self, channel: Channel, queued: QueuedMessage) -> None:

@@ -2,52 +2,75 @@
 
 A send request is validated in two steps. The envelope (`to`, `type`,
 `context`, ...) is checked here; the object named by `type` is converted into
-the msgspec Struct registered for that type in :data:`CONTENT_SCHEMAS`. Adding
-a message type means adding one Struct and one registry entry, nothing else.
+the msgspec type registered for that type in :data:`CONTENT_SCHEMAS`, then the
+rules msgspec cannot express are checked by :func:`check_tree`. Adding a
+message type means adding one Struct and one registry entry, nothing else.
 
 msgspec's validation messages are translated into WhatsApp's error codes:
 a missing field is 131008, a value outside its limits 131009, a wrong JSON
 type or an unknown key 100, an unknown message type 131051.
+
+The same endpoint also takes mark-as-read requests (with an optional typing
+indicator): :func:`parse_messages_body` tells the two apart.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 
+from openwaba.domain.content import (
+    BODY_LIMIT,
+    AudioContent,
+    ContactsContent,
+    Dialect,
+    DocumentContent,
+    ImageContent,
+    LocationContent,
+    MediaRef,
+    NonEmpty,
+    ReactionContent,
+    Strict,
+    TemplateContent,
+    TextContent,
+    VideoContent,
+    check_tree,
+    empty,
+    invalid,
+    missing,
+    unexpected,
+    wrong_type,
+)
 from openwaba.domain.errors import RequestError
+from openwaba.domain.interactive import InteractiveContent
 
-BODY_LIMIT = 4096
+__all__ = [
+    "BODY_LIMIT",
+    "CALLBACK_DATA_LIMIT",
+    "CONTENT_SCHEMAS",
+    "Dialect",
+    "OutgoingMessage",
+    "ReadRequest",
+    "media_references",
+    "normalise_phone",
+    "parse_messages_body",
+    "parse_read_body",
+    "parse_send_request",
+]
+
 CALLBACK_DATA_LIMIT = 512
 _MIN_PHONE_DIGITS = 5
 _MAX_PHONE_DIGITS = 20
 
 
-class Dialect(enum.Enum):
-    """Which request format a face speaks."""
-
-    CLOUD = "cloud"  # waba-v2: Meta Cloud API bodies, `messaging_product` required
-    ON_PREMISE = "on_premise"  # waba /v1: no `messaging_product`, `type` defaults to text
+class Context(Strict):
+    message_id: NonEmpty
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True):
-    """Base for request objects: unknown keys are errors, as on WhatsApp."""
-
-
-class TextContent(_Strict):
-    body: Annotated[str, msgspec.Meta(min_length=1, max_length=BODY_LIMIT)]
-    preview_url: bool = False
-
-
-class Context(_Strict):
-    message_id: Annotated[str, msgspec.Meta(min_length=1)]
-
-
-class _Envelope(_Strict):
+class _Envelope(Strict):
     to: str
     type: str = "text"
     messaging_product: Literal["whatsapp"] | None = None
@@ -57,10 +80,23 @@ class _Envelope(_Strict):
     preview_url: bool | None = None  # On-Premise puts it at the top level
 
 
-# The registry of sendable message types: `type` value -> Struct of its object.
-CONTENT_SCHEMAS: dict[str, type[msgspec.Struct]] = {
+# The registry of sendable message types: `type` value -> msgspec type of its object
+# (a Struct, a list of Structs for contacts, a tagged union of Structs for interactive).
+CONTENT_SCHEMAS: dict[str, Any] = {
     "text": TextContent,
+    "image": ImageContent,
+    "audio": AudioContent,
+    "video": VideoContent,
+    "document": DocumentContent,
+    "sticker": MediaRef,
+    "location": LocationContent,
+    "contacts": ContactsContent,
+    "interactive": InteractiveContent,
+    "template": TemplateContent,
+    "reaction": ReactionContent,
 }
+_MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
+_HEADER_MEDIA = frozenset({"image", "video", "document"})  # media an interactive or template header can carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,17 +106,85 @@ class OutgoingMessage:
     input: str  # `to` exactly as the client sent it
     wa_id: str  # `to` normalised to digits
     type: str
-    content: dict[str, Any]  # the type object, normalised (defaults filled in)
+    # The type object, normalised (absent optional fields left out). The contacts
+    # object is an array, so its content is wrapped: `{"contacts": [...]}`.
+    content: dict[str, Any]
     context_message_id: str | None
     biz_opaque_callback_data: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """Mark an inbound message as read, optionally showing the typing indicator."""
+
+    message_id: str
+    typing: bool
+
+
+class _TypingIndicator(Strict):
+    type: Literal["text"]
+
+
+class _ReadBody(Strict):
+    status: Literal["read"]
+    message_id: NonEmpty
+    messaging_product: Literal["whatsapp"] | None = None
+    typing_indicator: _TypingIndicator | None = None
+
+
+class _ReadStatus(Strict):
+    status: Literal["read"]
+
+
+def parse_messages_body(body: bytes, dialect: Dialect) -> OutgoingMessage | ReadRequest:
+    """A body for the messages endpoint: a read request when it has a `status`, else a message."""
+    document = _decode_object(body)
+    if "status" in document:
+        return _read_request(document, dialect)
+    return _outgoing_message(document, dialect)
+
+
 def parse_send_request(body: bytes, dialect: Dialect) -> OutgoingMessage:
     """Validate a send request body; raise :class:`RequestError` saying what to fix."""
-    document = _decode_object(body)
+    return _outgoing_message(_decode_object(body), dialect)
+
+
+def parse_read_body(body: bytes) -> None:
+    """On-Premise `PUT /v1/messages/{id}`: the body must be `{"status": "read"}`."""
+    _convert(_decode_object(body), _ReadStatus, "")
+
+
+def media_references(message: OutgoingMessage) -> list[str]:
+    """Every media id the message refers to, in order, each once."""
+    content = message.content
+    if message.type in _MEDIA_TYPES:
+        objects = [content]
+    elif message.type == "interactive":
+        header = content.get("header", {})
+        objects = [header[header["type"]]] if header.get("type") in _HEADER_MEDIA else []
+    elif message.type == "template":
+        objects = [
+            parameter[parameter["type"]]
+            for component in content.get("components", [])
+            for parameter in component.get("parameters", [])
+            if parameter["type"] in _HEADER_MEDIA
+        ]
+    else:
+        objects = []
+    return list(dict.fromkeys(media["id"] for media in objects if "id" in media))
+
+
+def _read_request(document: dict[str, Any], dialect: Dialect) -> ReadRequest:
+    read = _convert(document, _ReadBody, "")
+    if dialect is Dialect.CLOUD and read.messaging_product is None:
+        raise missing("messaging_product", "; it must be 'whatsapp'")
+    return ReadRequest(message_id=read.message_id, typing=read.typing_indicator is not None)
+
+
+def _outgoing_message(document: dict[str, Any], dialect: Dialect) -> OutgoingMessage:
     type_name = document.get("type", "text")
     if not isinstance(type_name, str):
-        raise RequestError(100, "Param type must be a string")
+        raise wrong_type("type", "Expected `str`")
     schema = CONTENT_SCHEMAS.get(type_name)
     if schema is None:
         supported = ", ".join(sorted(CONTENT_SCHEMAS))
@@ -89,8 +193,12 @@ def parse_send_request(body: bytes, dialect: Dialect) -> OutgoingMessage:
     envelope = _convert(document, _Envelope, "")
     _check_envelope(envelope, dialect, type_name)
     if raw_content is None:
-        raise RequestError(131008, f"Required parameter '{type_name}' is missing for type '{type_name}'")
-    content = msgspec.to_builtins(_convert(raw_content, schema, type_name))
+        raise missing(type_name, f" for type '{type_name}'")
+    converted = _convert(raw_content, schema, type_name)
+    check_tree(converted, type_name, dialect)
+    content = msgspec.to_builtins(converted)
+    if type_name == "contacts":
+        content = {"contacts": content}
     if dialect is Dialect.ON_PREMISE and type_name == "text" and envelope.preview_url is not None:
         content["preview_url"] = envelope.preview_url
     return OutgoingMessage(
@@ -129,7 +237,7 @@ def _decode_object(body: bytes) -> dict[str, Any]:
 def _check_envelope(envelope: _Envelope, dialect: Dialect, type_name: str) -> None:
     if dialect is Dialect.CLOUD:
         if envelope.messaging_product is None:
-            raise RequestError(131008, "Required parameter 'messaging_product' is missing; it must be 'whatsapp'")
+            raise missing("messaging_product", "; it must be 'whatsapp'")
         if envelope.preview_url is not None:
             raise RequestError(100, "Unexpected key 'preview_url' at the top level; put it in 'text.preview_url'")
     elif envelope.preview_url is not None and type_name != "text":
@@ -138,11 +246,12 @@ def _check_envelope(envelope: _Envelope, dialect: Dialect, type_name: str) -> No
 
 _MISSING = re.compile(r"Object missing required field `(?P<field>[^`]+)`")
 _UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]+)`")
-_LIMIT = re.compile(r"Expected `\w+` of length (?P<rule>[<>]= ?\d+)")
+_LENGTH = re.compile(r"Expected `(?P<kind>\w+)` of length (?P<op>[<>]=) ?(?P<n>\d+)")
+_BOUND = re.compile(r"Expected `(?:int|float)` (?P<rule>[<>]=? ?-?[\d.]+)")
 _AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 
-def _convert(value: Any, schema: type[msgspec.Struct], prefix: str) -> Any:
+def _convert(value: Any, schema: Any, prefix: str) -> Any:
     try:
         return msgspec.convert(value, schema)
     except msgspec.ValidationError as exc:
@@ -152,20 +261,29 @@ def _convert(value: Any, schema: type[msgspec.Struct], prefix: str) -> Any:
 def _translate(message: str, prefix: str) -> RequestError:
     """Turn a msgspec validation message into the WhatsApp error a client expects."""
     at = _AT.search(message)
-    path = prefix + (at["path"] if at else "")
-    where = path.lstrip(".")
-    if missing := _MISSING.search(message):
-        name = f"{where}.{missing['field']}" if where else missing["field"]
-        return RequestError(131008, f"Required parameter '{name}' is missing")
-    if unknown := _UNKNOWN.search(message):
-        name = f"{where}.{unknown['field']}" if where else unknown["field"]
-        return RequestError(100, f"Unexpected key '{name}'; remove it")
-    if limit := _LIMIT.search(message):
-        rule = limit["rule"].replace(" ", "")
-        if rule == ">=1":
-            return RequestError(131008, f"Required parameter '{where}' is empty")
-        return RequestError(131009, f"Parameter '{where}' must have length {rule}")
+    where = (prefix + (at["path"] if at else "")).lstrip(".")
+    if found := _MISSING.search(message):
+        return missing(f"{where}.{found['field']}" if where else found["field"])
+    if found := _UNKNOWN.search(message):
+        return unexpected(f"{where}.{found['field']}" if where else found["field"])
+    if found := _LENGTH.search(message):
+        return _length_error(where, found["kind"], found["op"], int(found["n"]))
+    if found := _BOUND.search(message):
+        return invalid(where, f"It must be {found['rule'].replace(' ', '')}")
     detail = message.split(" - at ")[0]
-    if "Invalid enum value" in message:
-        return RequestError(131009, f"Parameter '{where}' has an invalid value: {detail}")
-    return RequestError(100, f"Invalid parameter '{where}': {detail}")
+    # "Invalid enum value" is a Literal mismatch; "Invalid value" an unknown tag of a
+    # tagged union (`interactive.type`, a template component or parameter `type`).
+    if detail.startswith(("Invalid enum value", "Invalid value")):
+        return invalid(where, detail)
+    return wrong_type(where, detail)
+
+
+def _length_error(where: str, kind: str, op: str, limit: int) -> RequestError:
+    if kind == "str":
+        if op == ">=":  # every minimum on a string is 1: an empty string stands for a missing value
+            return empty(where)
+        return invalid(where, f"It exceeds {limit} characters")
+    if kind == "object":  # the only minimum on an object: flow data must not be {}
+        return invalid(where, "It must not be an empty object")
+    items = "item" if limit == 1 else "items"
+    return invalid(where, f"It must have {'at least' if op == '>=' else 'at most'} {limit} {items}")

@@ -14,7 +14,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EventKind = Literal["message", "status", "error"]
+EventKind = Literal["message", "status", "error", "template_status"]
+
+# WABA-level changes openwaba passes on besides `messages`: they name no phone
+# number, only the WABA (`entry[].id`).
+TEMPLATE_FIELD = "message_template_status_update"
 
 _ITEM_KEYS: tuple[tuple[str, EventKind], ...] = (
     ("messages", "message"),
@@ -28,11 +32,15 @@ class EventItem:
     """One item of a Meta notification, with the `value` it renders from."""
 
     kind: EventKind
-    phone_number_id: str
+    phone_number_id: str  # "" for WABA-level changes
     value: dict[str, Any]  # messaging_product, metadata, contacts?, and one item list
+    field: str = "messages"
+    waba_id: str = ""
 
     @property
     def item(self) -> dict[str, Any]:
+        if self.kind == "template_status":
+            return self.value
         key = {"message": "messages", "status": "statuses", "error": "errors"}[self.kind]
         item: dict[str, Any] = self.value[key][0]
         return item
@@ -47,9 +55,12 @@ def split_notification(notification: dict[str, Any]) -> list[EventItem]:
     items: list[EventItem] = []
     for entry in notification.get("entry") or ():
         for change in entry.get("changes") or ():
-            if change.get("field", "messages") != "messages":
-                continue
+            field = change.get("field", "messages")
             value = change.get("value") or {}
+            if field == TEMPLATE_FIELD:
+                items.append(EventItem("template_status", "", value, field, str(entry.get("id", ""))))
+            if field != "messages":
+                continue
             metadata = value.get("metadata") or {}
             phone_number_id = str(metadata.get("phone_number_id", ""))
             contacts = value.get("contacts")
@@ -84,11 +95,15 @@ def _user_of(item: dict[str, Any]) -> str | None:
 _ON_PREMISE_CODES = {131047: 470, 131026: 1013, 131051: 501, 130429: 429, 131000: 500}
 
 
-def render(format_name: str, waba_id: str, value: dict[str, Any]) -> bytes:
-    """The webhook body for a channel of the given format (`cloud` or `on_premise`)."""
-    if format_name == "on_premise":
+def render(format_name: str, waba_id: str, value: dict[str, Any], field: str = "messages") -> bytes:
+    """The webhook body for a channel of the given format (`cloud` or `on_premise`).
+
+    WABA-level changes (template status) have no On-Premise form; every channel
+    gets them in the Cloud envelope.
+    """
+    if format_name == "on_premise" and field == "messages":
         return render_on_premise(value)
-    return render_cloud(waba_id, value)
+    return render_cloud(waba_id, value, field)
 
 
 def render_on_premise(value: dict[str, Any]) -> bytes:
@@ -142,13 +157,13 @@ def _dump(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def render_cloud(waba_id: str, value: dict[str, Any]) -> bytes:
+def render_cloud(waba_id: str, value: dict[str, Any], field: str = "messages") -> bytes:
     """The Cloud API envelope, serialised once so the exact bytes can be signed.
 
     Compact separators and `\\uXXXX` escapes match what Meta posts.
     """
     envelope = {
         "object": "whatsapp_business_account",
-        "entry": [{"id": waba_id, "changes": [{"value": value, "field": "messages"}]}],
+        "entry": [{"id": waba_id, "changes": [{"value": value, "field": field}]}],
     }
     return _dump(envelope)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from openwaba.config import Settings
 from openwaba.gateway import Gateway
-from openwaba.http import cloud, configs, deliveries, partner, sandbox
+from openwaba.http import cloud, configs, deliveries, media, onpremise, partner, sandbox, templates
 from openwaba.http.responses import flat_error
 
 
@@ -31,12 +33,28 @@ def create_app(
             await gw.stop()
 
     app = Starlette(
-        routes=[*cloud.routes, *configs.routes, *sandbox.routes, *partner.routes, *deliveries.routes],
+        routes=[
+            *cloud.routes,
+            *onpremise.routes,
+            *templates.routes,
+            *configs.routes,
+            *sandbox.routes,
+            *partner.routes,
+            *deliveries.routes,
+            Route("/openapi.json", _openapi, methods=["GET"]),
+            *media.routes,  # last: it has the numeric catch-all `/{media_id}`
+        ],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed},
     )
     app.state.gateway = gw
     return app
+
+
+async def _openapi(request: Request) -> Response:
+    """The OpenAPI 3.1 document of every endpoint openwaba serves."""
+    document = resources.files("openwaba").joinpath("openapi.json").read_bytes()
+    return Response(document, media_type="application/json")
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,5 @@
-"""The 360dialog Cloud face (waba-v2): sending, number lookup, health."""
+"""The 360dialog Cloud face (waba-v2): sending, mark-as-read, number lookup,
+health and the business profile."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from starlette.routing import Route
 from openwaba.domain.accounts import Channel
 from openwaba.domain.messages import Dialect
 from openwaba.gateway import Gateway
-from openwaba.http.responses import flat_face, graph_face, json_response
+from openwaba.http.responses import flat_face, graph_face, json_body, json_response
+from openwaba.services.sending import Accepted
 
 API_KEY_HEADER = "D360-API-KEY"
 
@@ -26,14 +28,32 @@ async def channel_of(request: Request) -> Channel:
 @graph_face
 async def send_message(request: Request) -> Response:
     channel = await channel_of(request)
-    accepted = await gateway(request).sending.send(channel, await request.body(), Dialect.CLOUD)
+    result = await gateway(request).sending.post(channel, await request.body(), Dialect.CLOUD)
+    if not isinstance(result, Accepted):
+        return json_response({"success": True})  # a mark-as-read / typing indicator
     return json_response(
         {
             "messaging_product": "whatsapp",
-            "contacts": [{"input": accepted.input, "wa_id": accepted.wa_id}],
-            "messages": [{"id": accepted.wamid}],
+            "contacts": [{"input": result.input, "wa_id": result.wa_id}],
+            "messages": [{"id": result.wamid}],
         }
     )
+
+
+@graph_face
+async def get_profile(request: Request) -> Response:
+    profile = await gateway(request).profiles.get(await channel_of(request))
+    wanted = [f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()]
+    if wanted:
+        profile = {k: v for k, v in profile.items() if k in wanted or k == "messaging_product"}
+    return json_response({"data": [profile]})
+
+
+@graph_face
+async def update_profile(request: Request) -> Response:
+    channel = await channel_of(request)
+    await gateway(request).profiles.update(channel, await json_body(request))
+    return json_response({"success": True})
 
 
 @flat_face
@@ -67,4 +87,6 @@ routes = [
     Route("/phone_number", phone_number, methods=["GET"]),
     Route("/v1/configs/phone_number", phone_number, methods=["GET"]),
     Route("/health_status", health_status, methods=["GET"]),
+    Route("/whatsapp_business_profile", get_profile, methods=["GET"]),
+    Route("/whatsapp_business_profile", update_profile, methods=["POST"]),
 ]

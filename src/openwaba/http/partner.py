@@ -20,6 +20,7 @@ from openwaba.domain.errors import AuthError, NotFoundError, RequestError, State
 from openwaba.gateway import Gateway
 from openwaba.http.cloud import gateway
 from openwaba.http.responses import json_body, json_response
+from openwaba.storage.base import ChannelLimits
 
 PREFIX = "/api/v2/partners/{partner_id}"
 
@@ -91,15 +92,41 @@ async def create_channel(request: Request, gw: Gateway) -> Response:
 
 @partner_face
 async def update_channel(request: Request, gw: Gateway) -> Response:
+    """Per-number settings: `retry_horizon_seconds`, `throughput` (messages/s) and
+    `rate_limits` (false switches 130429/131056 off, e.g. for load tests); null
+    restores the deployment's default."""
     channel = await _path_channel(request, gw)
     body = await json_body(request)
-    if "retry_horizon_seconds" not in body:
-        raise RequestError(100, "Nothing to change: give 'retry_horizon_seconds' (a number, or null for the default)")
-    horizon = body["retry_horizon_seconds"]
-    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int | float)):
-        raise RequestError(100, "'retry_horizon_seconds' must be a number or null")
-    await gw.webhooks.set_retry_horizon(channel, float(horizon) if horizon is not None else None)
-    return json_response({**_channel(channel), "retry_horizon_seconds": horizon})
+    known = {"retry_horizon_seconds", "throughput", "rate_limits"}
+    if not body or not set(body) <= known:
+        raise RequestError(100, f"Give one or more of {', '.join(sorted(known))} (null restores the default)")
+    if "retry_horizon_seconds" in body:
+        horizon = _number(body, "retry_horizon_seconds")
+        await gw.webhooks.set_retry_horizon(channel, horizon)
+    if "throughput" in body or "rate_limits" in body:
+        current = await gw.storage.channel_limits(channel.id)
+        flag = body.get("rate_limits", current.rate_limits)
+        if flag is not None and not isinstance(flag, bool):
+            raise RequestError(100, "'rate_limits' must be true, false or null")
+        throughput = _number(body, "throughput") if "throughput" in body else current.throughput
+        await gw.limits.configure(channel, ChannelLimits(throughput, flag))
+    return json_response({**_channel(channel), **await _settings(gw, channel)})
+
+
+async def _settings(gw: Gateway, channel: Channel) -> dict[str, Any]:
+    limits = await gw.limits.settings(channel)
+    return {
+        "retry_horizon_seconds": await gw.webhooks.retry_horizon(channel),
+        "throughput": limits.throughput,
+        "rate_limits": limits.rate_limits,
+    }
+
+
+def _number(body: dict[str, Any], key: str) -> float | None:
+    value = body[key]
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise RequestError(100, f"'{key}' must be a number or null")
+    return None if value is None else float(value)
 
 
 @partner_face

@@ -1,6 +1,8 @@
 """Responses and error envelopes, one per face.
 
-- Graph (Cloud `/messages`): `{"error": {message, type, code, error_data, fbtrace_id}}`
+- Graph (Cloud `/messages`, media, templates, profile):
+  `{"error": {message, type, code, error_data, fbtrace_id}}`
+- On-Premise (`/v1/messages`, `/v1/media`, ...): `{"errors": [{code, title, details, href}], "meta": {...}}`
 - 360dialog flat (auth, config endpoints, sandbox): `{"error": "..."}`
 """
 
@@ -14,10 +16,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from openwaba.domain.errors import AuthError, NotFoundError, RequestError, StateError
+from openwaba.domain.errors import ERROR_DOCS_HREF, AuthError, NotFoundError, RequestError, StateError
 from openwaba.services.webhooks import WebhookConfigError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+# The On-Premise API level whose behaviour /v1 follows (2.39+: no contact check
+# needed before sending; 2.43+: every contact checks as valid).
+ON_PREMISE_META = {"api_status": "stable", "version": "2.53.0"}
 
 
 def json_response(content: Any, status: int = 200) -> Response:
@@ -25,28 +31,50 @@ def json_response(content: Any, status: int = 200) -> Response:
 
 
 def graph_error(error: RequestError) -> Response:
+    return _graph_body(error.code, error.title, error.details, error.http_status)
+
+
+def _graph_body(code: int, title: str, details: str, status: int) -> Response:
     body = {
         "error": {
-            "message": f"(#{error.code}) {error.title}",
+            "message": f"(#{code}) {title}",
             "type": "OAuthException",
-            "code": error.code,
-            "error_data": {"messaging_product": "whatsapp", "details": error.details},
+            "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": details},
             "fbtrace_id": "A" + secrets.token_urlsafe(16),
         }
     }
-    return json_response(body, error.http_status)
+    return json_response(body, status)
+
+
+def on_premise_response(content: dict[str, Any], status: int = 200) -> Response:
+    return json_response({**content, "meta": ON_PREMISE_META}, status)
+
+
+def _on_premise_error(code: int, title: str, details: str, status: int) -> Response:
+    error = {"code": code, "title": title, "details": details, "href": ERROR_DOCS_HREF}
+    return on_premise_response({"errors": [error]}, status)
 
 
 def flat_error(message: str, status: int) -> Response:
     return json_response({"error": message}, status)
 
 
-def _render(exc: Exception, graph: bool) -> Response:
+def _render(exc: Exception, face: str) -> Response:
     if isinstance(exc, AuthError):
-        return flat_error(exc.message, 401)
+        return flat_error(exc.message, 401)  # 360dialog answers a bad key the same way on every face
     if isinstance(exc, RequestError):
-        return graph_error(exc) if graph else flat_error(exc.details, exc.http_status)
+        if face == "graph":
+            return graph_error(exc)
+        if face == "on_premise":
+            return _on_premise_error(exc.code, exc.title, exc.details, exc.http_status)
+        return flat_error(exc.details, exc.http_status)
     if isinstance(exc, NotFoundError):
+        # Graph's "object does not exist" is code 100; On-Premise's is 1006.
+        if face == "graph":
+            return _graph_body(100, "Invalid parameter", exc.message, 404)
+        if face == "on_premise":
+            return _on_premise_error(1006, "Resource not found", exc.message, 404)
         return flat_error(exc.message, 404)
     if isinstance(exc, StateError):
         return flat_error(exc.message, 409)
@@ -58,21 +86,22 @@ def _render(exc: Exception, graph: bool) -> Response:
 _HANDLED = (AuthError, RequestError, NotFoundError, StateError, WebhookConfigError)
 
 
-def _face(graph: bool) -> Callable[[Endpoint], Endpoint]:
+def _face(face: str) -> Callable[[Endpoint], Endpoint]:
     def decorate(endpoint: Endpoint) -> Endpoint:
         async def wrapped(request: Request) -> Response:
             try:
                 return await endpoint(request)
             except _HANDLED as exc:
-                return _render(exc, graph=graph)
+                return _render(exc, face)
 
         return wrapped
 
     return decorate
 
 
-graph_face = _face(graph=True)  # the Graph API's error envelope (the Cloud send face)
-flat_face = _face(graph=False)  # 360dialog's own endpoints: `{"error": "..."}`
+graph_face = _face("graph")  # the Graph API's error envelope (the Cloud faces)
+on_premise_face = _face("on_premise")  # the On-Premise API's `errors` + `meta` envelope
+flat_face = _face("flat")  # 360dialog's own endpoints: `{"error": "..."}`
 
 
 async def json_body(request: Request) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from starlette.routing import Route
 
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import RequestError, StateError
+from openwaba.domain.media import clean_mime_type
 from openwaba.http.cloud import channel_of, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
+from openwaba.http.uploads import chunks, file_part, multipart_form
 
 
 async def sandbox_channel(request: Request) -> Channel:
@@ -30,10 +32,59 @@ async def list_users(request: Request) -> Response:
 
 @flat_face
 async def user_message(request: Request) -> Response:
+    """A simulated user writes: JSON text (`{"text": "hi"}`, optionally `context`
+    to reply to a message), or a multipart `file` (+ `caption`) sent as media."""
     channel = await sandbox_channel(request)
-    text = _text(await json_body(request))
-    wamid = await gateway(request).sandbox.user_says(channel, request.path_params["wa_id"], text)
+    gw = gateway(request)
+    wa_id = request.path_params["wa_id"]
+    await gw.sandbox.user(channel, wa_id)
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        wamid = await _user_media(request, channel, wa_id)
+    else:
+        body = await json_body(request)
+        context = body.get("context")
+        reply_to = context.get("message_id") if isinstance(context, dict) else None
+        if reply_to is not None and not isinstance(reply_to, str):
+            raise RequestError(100, "'context.message_id' must be a string")
+        wamid = await gw.sandbox.user_says(channel, wa_id, _text(body), reply_to)
     return json_response({"messages": [{"id": wamid}]})
+
+
+async def _user_media(request: Request, channel: Channel, wa_id: str) -> str:
+    gw = gateway(request)
+    async with multipart_form(request) as form:
+        file = file_part(form)
+        caption = form.get("caption")
+        mime_type = clean_mime_type(file.content_type)
+        media, kind = await gw.media.upload(channel, mime_type, chunks(file), file.filename)
+    return await gw.sandbox.user_sends_media(
+        channel, wa_id, media, kind, caption if isinstance(caption, str) else None
+    )
+
+
+@flat_face
+async def conversation(request: Request) -> Response:
+    """What the simulated user's phone shows: the chat, newest first, with ticks."""
+    channel = await sandbox_channel(request)
+    gw = gateway(request)
+    wa_id = request.path_params["wa_id"]
+    await gw.sandbox.user(channel, wa_id)
+    entries = await gw.storage.conversation(channel.id, wa_id, 100)
+    messages = [
+        {
+            "id": e.wamid,
+            "from": wa_id if e.direction == "in" else channel.phone_number,
+            "direction": "inbound" if e.direction == "in" else "outbound",
+            "type": e.type,
+            e.type: e.content,
+            "status": e.status,
+            "timestamp": str(int(e.created_at)),
+            **({"context": {"id": e.context_message_id}} if e.context_message_id else {}),
+        }
+        for e in entries
+    ]
+    typing = gw.sandbox.is_typing(channel, wa_id)
+    return json_response({"wa_id": wa_id, "business_typing": typing, "messages": messages})
 
 
 @flat_face
@@ -59,13 +110,15 @@ def _text(body: dict[str, Any]) -> str:
     if not isinstance(text, str) or not text:
         raise RequestError(131008, 'Send {"text": "..."} or {"type": "text", "text": {"body": "..."}}')
     if body.get("type", "text") != "text":
-        raise RequestError(131051, "Simulated users can send text messages only, for now")
+        raise RequestError(131051, "Send media as multipart/form-data with a 'file' part (and optional 'caption')")
     return text
+
 
 
 routes = [
     Route("/sandbox/users", list_users, methods=["GET"]),
     Route("/sandbox/users/{wa_id}/messages", user_message, methods=["POST"]),
+    Route("/sandbox/users/{wa_id}/messages", conversation, methods=["GET"]),
     Route("/sandbox/clock", get_clock, methods=["GET"]),
     Route("/sandbox/clock", move_clock, methods=["POST"]),
 ]

@@ -65,6 +65,13 @@ class Accounts:
             raise NotFoundError(f"no channel has phone_number_id {phone_number_id}")
         return channel
 
+    async def first_of_waba(self, waba_id: str) -> Channel:
+        """The WABA's oldest number: where WABA-level events (template status) are routed."""
+        numbers = sorted((c for c in await self._storage.channels() if c.waba_id == waba_id), key=lambda c: c.id)
+        if not numbers:
+            raise NotFoundError(f"no WABA with id {waba_id} has a number")
+        return numbers[0]
+
     async def by_id(self, channel_id: int) -> Channel:
         for channel in self._by_phone_number_id.values():
             if channel.id == channel_id:

@@ -53,20 +53,28 @@ class Ingest:
 
     async def _event(self, item: EventItem, at: float) -> NewEvent | None:
         try:
-            channel = await self._accounts.by_phone_number_id(item.phone_number_id)
+            if item.phone_number_id:
+                channel = await self._accounts.by_phone_number_id(item.phone_number_id)
+            else:  # a WABA-level change goes to the WABA's first number and its webhooks
+                channel = await self._accounts.first_of_waba(item.waba_id)
         except NotFoundError:
-            log.warning("dropping a notification for unknown phone_number_id %r", item.phone_number_id)
+            log.warning("dropping a notification for unknown number %r", item.phone_number_id or item.waba_id)
             return None
-        wamid = item.item.get("id") if item.kind != "error" else None
+        wamid = item.item.get("id") if item.kind in ("message", "status") else None
         status = item.item.get("status") if item.kind == "status" else None
-        event_id = ids.event_id() if wamid is None else ids.stable_event_id(channel.id, item.kind, wamid, status)
+        if item.kind == "template_status":
+            event_id = ids.stable_event_id(
+                channel.id, item.kind, str(item.item.get("message_template_id")), str(item.item.get("event"))
+            )
+        else:
+            event_id = ids.event_id() if wamid is None else ids.stable_event_id(channel.id, item.kind, wamid, status)
         return NewEvent(
             id=event_id,
             channel_id=channel.id,
             kind=item.kind,
             wamid=wamid,
             created_at=at,
-            body=render(channel.format.value, channel.waba_id, item.value),
+            body=render(channel.format.value, channel.waba_id, item.value, item.field),
             fanout=await self._webhooks.fan_out(channel),
             deadline=at + (await self._webhooks.retry_horizon(channel) or self._default_horizon),
             order_key=f"{channel.id}:{item.wa_id or ''}",

@@ -70,6 +70,55 @@ class QueuedMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ChannelLimits:
+    """A number's own throughput settings; None fields mean the deployment's default."""
+
+    throughput: float | None = None  # messages per second
+    rate_limits: bool | None = None  # False switches throughput and pair limits off
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEntry:
+    """One message of a user's conversation with a business number."""
+
+    wamid: str
+    direction: str  # "in" (the user wrote) or "out"
+    type: str
+    content: dict[str, object]
+    context_message_id: str | None
+    status: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """An uploaded or received media file; its bytes are stored under `sha256`."""
+
+    id: str
+    channel_id: int
+    sha256: str
+    mime_type: str
+    file_size: int
+    filename: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    """A template row. `decision` takes effect at `decided_at`; PENDING before."""
+
+    id: str
+    name: str
+    language: str
+    category: str
+    components: list[dict[str, object]]
+    decision: str
+    rejected_reason: str | None
+    decided_at: float
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """An attempt's outcome and what it decided for the delivery."""
 
@@ -250,3 +299,50 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def set_value(self, key: str, value: str) -> None: ...
+
+    # per-number limits -------------------------------------------------------
+    @abc.abstractmethod
+    async def channel_limits(self, channel_id: int) -> ChannelLimits: ...
+
+    @abc.abstractmethod
+    async def set_channel_limits(self, channel_id: int, limits: ChannelLimits) -> None: ...
+
+    # conversations -----------------------------------------------------------
+    @abc.abstractmethod
+    async def last_inbound_at(self, channel_id: int, wa_id: str) -> float | None:
+        """When the user last wrote to the number (the start of its service window)."""
+
+    @abc.abstractmethod
+    async def mark_read(self, channel_id: int, wamid: str) -> str | None:
+        """Mark an inbound message, and the user's earlier ones, read; the user's wa_id.
+        None when `wamid` is not a message a user sent to this number."""
+
+    @abc.abstractmethod
+    async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
+        """The newest `limit` messages between the number and the user, newest first."""
+
+    # media -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def insert_media(self, media: MediaFile) -> None: ...
+
+    @abc.abstractmethod
+    async def media(self, channel_id: int, media_id: str) -> MediaFile | None: ...
+
+    @abc.abstractmethod
+    async def delete_media(self, channel_id: int, media_id: str) -> tuple[bool, str | None]:
+        """(deleted, sha256 of bytes no other media row uses any more)."""
+
+    # templates ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def insert_template(self, waba_id: str, template: StoredTemplate) -> None:
+        """ConflictError when the WABA already has the name in that language."""
+
+    @abc.abstractmethod
+    async def templates(self, waba_id: str) -> list[StoredTemplate]: ...
+
+    @abc.abstractmethod
+    async def template(self, waba_id: str, name: str, language: str) -> StoredTemplate | None: ...
+
+    @abc.abstractmethod
+    async def delete_templates(self, waba_id: str, name: str) -> int:
+        """Delete every language of a template; how many rows went."""

@@ -34,7 +34,18 @@ from openwaba.domain.deliveries import (
 )
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.messages import OutgoingMessage
-from openwaba.storage.base import ApiKeyInfo, AttemptRecord, InboundMessage, NewEvent, QueuedMessage, Storage
+from openwaba.storage.base import (
+    ApiKeyInfo,
+    AttemptRecord,
+    ChannelLimits,
+    ConversationEntry,
+    InboundMessage,
+    MediaFile,
+    NewEvent,
+    QueuedMessage,
+    Storage,
+    StoredTemplate,
+)
 from openwaba.storage.queries import load_migrations, load_queries
 
 T = TypeVar("T")
@@ -423,6 +434,89 @@ class SQLiteStorage(Storage):
         await self._run(lambda c: c.execute(_Q["set_kv"], (key, value)))
 
 
+    # per-number limits -----------------------------------------------------------
+    async def channel_limits(self, channel_id: int) -> ChannelLimits:
+        row = await self._run(lambda c: c.execute(_Q["select_channel_limits"], (channel_id,)).fetchone())
+        if row is None:
+            return ChannelLimits()
+        return ChannelLimits(row[0], None if row[1] is None else bool(row[1]))
+
+    async def set_channel_limits(self, channel_id: int, limits: ChannelLimits) -> None:
+        flag = None if limits.rate_limits is None else int(limits.rate_limits)
+        params = (limits.throughput, flag, channel_id)
+        await self._run(lambda c: c.execute(_Q["update_channel_limits"], params))
+
+    # conversations ---------------------------------------------------------------
+    async def last_inbound_at(self, channel_id: int, wa_id: str) -> float | None:
+        row = await self._run(lambda c: c.execute(_Q["last_inbound_at"], (channel_id, wa_id)).fetchone())
+        return None if row is None else row[0]
+
+    async def mark_read(self, channel_id: int, wamid: str) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute(_Q["select_inbound"], (wamid, channel_id)).fetchone()
+            if row is None:
+                return None
+            c.execute(_Q["mark_read_until"], (channel_id, row[0], row[1]))
+            wa_id: str = row[0]
+            return wa_id
+
+        return await self._run(op)
+
+    async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
+        params = (channel_id, wa_id, limit)
+        rows = await self._run(lambda c: c.execute(_Q["select_conversation"], params).fetchall())
+        return [ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+
+    # media -----------------------------------------------------------------------
+    async def insert_media(self, media: MediaFile) -> None:
+        m = media
+        params = (m.id, m.channel_id, m.sha256, m.mime_type, m.file_size, m.filename, m.created_at)
+        await self._run(lambda c: c.execute(_Q["insert_media"], params))
+
+    async def media(self, channel_id: int, media_id: str) -> MediaFile | None:
+        row = await self._run(lambda c: c.execute(_Q["select_media"], (media_id, channel_id)).fetchone())
+        return None if row is None else MediaFile(*row)
+
+    async def delete_media(self, channel_id: int, media_id: str) -> tuple[bool, str | None]:
+        def op(c: sqlite3.Connection) -> tuple[bool, str | None]:
+            row = c.execute(_Q["delete_media"], (media_id, channel_id)).fetchone()
+            if row is None:
+                return False, None
+            (still_used,) = c.execute(_Q["count_media_sha256"], (row[0],)).fetchone()
+            return True, None if still_used else row[0]
+
+        return await self._run(op)
+
+    # templates -------------------------------------------------------------------
+    async def insert_template(self, waba_id: str, template: StoredTemplate) -> None:
+        t = template
+        params = (
+            t.id,
+            waba_id,
+            t.name,
+            t.language,
+            t.category,
+            json.dumps(t.components),
+            t.decision,
+            t.rejected_reason,
+            t.decided_at,
+            t.created_at,
+        )
+        await self._run(lambda c: c.execute(_Q["insert_template"], params))
+
+    async def templates(self, waba_id: str) -> list[StoredTemplate]:
+        rows = await self._run(lambda c: c.execute(_Q["select_templates"], (waba_id,)).fetchall())
+        return [_template(r) for r in rows]
+
+    async def template(self, waba_id: str, name: str, language: str) -> StoredTemplate | None:
+        params = (waba_id, name, language)
+        row = await self._run(lambda c: c.execute(_Q["select_template"], params).fetchone())
+        return None if row is None else _template(row)
+
+    async def delete_templates(self, waba_id: str, name: str) -> int:
+        count: int = await self._run(lambda c: c.execute(_Q["delete_templates"], (waba_id, name)).rowcount)
+        return count
+
 def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[_Outcome]:
     """Run queued operations in one transaction; each in a savepoint of its own."""
     outcomes: list[_Outcome] = []
@@ -564,3 +658,7 @@ def _settle(outcomes: list[_Outcome]) -> None:
             future.set_result(result)
         else:
             future.set_exception(error)
+
+
+def _template(row: tuple[Any, ...]) -> StoredTemplate:
+    return StoredTemplate(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])

@@ -1,38 +1,71 @@
 """The sandbox connector: simulated users who receive, read and write.
 
-An outbound message to a simulated user produces `sent`, `delivered` and
-`read` at the configured delays after acceptance; to anyone else, a `failed`
-status with 131026. The statuses are ingested at once, each dated at the
-moment it happens, so they are durable immediately and the delivery engine
-posts each when its time comes (a crash cannot lose a pending status).
+It plays WhatsApp's part for sandbox numbers, with WhatsApp's rules:
+
+- an outbound message to a simulated user produces `sent`, `delivered` and
+  `read` at the configured delays after acceptance (a reaction only `sent`);
+  to anyone else, a `failed` status with 131026;
+- a free-form message to a user who has not written in the last 24 hours
+  fails with 131047; templates always go;
+- media ids must be the number's own, templates must exist, be approved and
+  get the right parameters (answered at once, as Meta does); template
+  parameter text with new lines fails later with 132018, as Meta reports it.
+
+Statuses are ingested at once, each dated at the moment it happens, so they
+are durable immediately and the delivery engine posts each when its time
+comes (a crash cannot lose a pending status).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from openwaba.clock import Clock
 from openwaba.connectors.base import Connector, EventSink
 from openwaba.connectors.sandbox.notifications import inbound_item, notification, status_item
 from openwaba.domain import ids
 from openwaba.domain.accounts import Channel, SandboxUser
-from openwaba.domain.errors import NotFoundError, webhook_error
-from openwaba.storage.base import QueuedMessage, Storage
+from openwaba.domain.errors import NotFoundError, RequestError, webhook_error
+from openwaba.domain.media import MediaKind
+from openwaba.domain.messages import OutgoingMessage, media_references
+from openwaba.domain.template_send import check_template_send, template_delivery_error
+from openwaba.services.media import Media
+from openwaba.services.templates import Templates
+from openwaba.storage.base import MediaFile, QueuedMessage, Storage
+
+WINDOW = 24 * 3600.0  # the customer-service window, seconds after the user's last message
+TYPING_LIFETIME = 25.0  # a typing indicator disappears after this, or at the reply
 
 _UNDELIVERABLE = (
     "Message failed to send because the recipient is not a WhatsApp user of this sandbox "
     "(not one of its simulated users)."
+)
+_WINDOW_CLOSED = (
+    "Message failed to send because more than 24 hours have passed since the customer last replied to this number."
 )
 
 
 class SandboxConnector(Connector):
     name = "sandbox"
 
-    def __init__(self, storage: Storage, sink: EventSink, clock: Clock, status_delays: tuple[float, float, float]):
+    def __init__(
+        self,
+        storage: Storage,
+        sink: EventSink,
+        clock: Clock,
+        status_delays: tuple[float, float, float],
+        media: Media,
+        templates: Templates,
+    ):
         self._storage = storage
         self._sink = sink
         self._clock = clock
         self._delays = status_delays
+        self._media = media
+        self._templates = templates
         self._users: dict[int, dict[str, SandboxUser]] = {}
         self._conversations: dict[tuple[int, str], str] = {}
+        self._typing_until: dict[tuple[int, str], float] = {}
 
     async def users(self, channel: Channel) -> dict[str, SandboxUser]:
         users = self._users.get(channel.id)
@@ -41,42 +74,106 @@ class SandboxConnector(Connector):
             self._users[channel.id] = users
         return users
 
-    async def send(self, channel: Channel, queued: QueuedMessage) -> None:
-        message = queued.message
-        user = (await self.users(channel)).get(message.wa_id)
-        start = queued.created_at
-        callback = message.biz_opaque_callback_data
-        if user is None:
-            failed = status_item(
-                queued.wamid,
-                "failed",
-                start + self._delays[0],
-                message.wa_id,
-                errors=[webhook_error(131026, _UNDELIVERABLE)],
-                biz_opaque_callback_data=callback,
-            )
-            await self._sink.ingest([(notification(channel, {"statuses": [failed]}, []), start + self._delays[0])])
-            return
-        conversation_id = self._conversations.setdefault((channel.id, user.wa_id), ids.conversation_id())
-        batch = []
-        for index, status in enumerate(("sent", "delivered", "read")):
-            at = start + self._delays[index]
-            conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": "service"}}
-            if status == "sent":
-                conversation["expiration_timestamp"] = str(int(at + 24 * 3600))
-            item = status_item(
-                queued.wamid, status, at, user.wa_id, conversation=conversation, biz_opaque_callback_data=callback
-            )
-            batch.append((notification(channel, {"statuses": [item]}, [user.contact()]), at))
-        await self._sink.ingest(batch)
-
-    async def user_says(self, channel: Channel, wa_id: str, text: str) -> str:
-        """A simulated user writes a text message to the business number; returns its wamid."""
+    async def user(self, channel: Channel, wa_id: str) -> SandboxUser:
         user = (await self.users(channel)).get(wa_id)
         if user is None:
             raise NotFoundError(f"{wa_id} is not a simulated user of this sandbox number")
+        return user
+
+    async def check(self, channel: Channel, message: OutgoingMessage) -> None:
+        missing = await self._media.missing(channel, media_references(message))
+        if missing:
+            raise RequestError(100, f"Param id '{missing[0]}' is not a valid media id of this phone number")
+        if message.type == "template":
+            language = str(message.content["language"]["code"])
+            template = await self._templates.find(channel, str(message.content["name"]), language)
+            check_template_send(message.content, template, language)
+
+    async def send(self, channel: Channel, queued: QueuedMessage) -> None:
+        message = queued.message
+        self._typing_until.pop((channel.id, message.wa_id), None)  # replying ends "typing…"
+        user = (await self.users(channel)).get(message.wa_id)
+        error = await self._failure(channel, message, queued.created_at, user)
+        at = queued.created_at + self._delays[0]
+        callback = message.biz_opaque_callback_data
+        if user is None or error is not None:
+            failed = status_item(
+                queued.wamid, "failed", at, message.wa_id, errors=[error or webhook_error(131026, _UNDELIVERABLE)],
+                biz_opaque_callback_data=callback,
+            )
+            contacts = [user.contact()] if user else []
+            await self._sink.ingest([(notification(channel, {"statuses": [failed]}, contacts), at)])
+            return
+        # A reaction is only ever `sent`, never delivered or read (360dialog documents this).
+        steps = ("sent",) if message.type == "reaction" else ("sent", "delivered", "read")
+        start = queued.created_at
+        await self._sink.ingest(
+            [self._status(channel, queued, user, step, start + self._delays[i]) for i, step in enumerate(steps)]
+        )
+
+    def _status(
+        self, channel: Channel, queued: QueuedMessage, user: SandboxUser, status: str, at: float
+    ) -> tuple[dict[str, Any], float]:
+        conversation_id = self._conversations.setdefault((channel.id, user.wa_id), ids.conversation_id())
+        conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": "service"}}
+        if status == "sent":
+            conversation["expiration_timestamp"] = str(int(at + WINDOW))
+        item = status_item(
+            queued.wamid,
+            status,
+            at,
+            user.wa_id,
+            conversation=conversation,
+            biz_opaque_callback_data=queued.message.biz_opaque_callback_data,
+        )
+        return notification(channel, {"statuses": [item]}, [user.contact()]), at
+
+    async def _failure(
+        self, channel: Channel, message: OutgoingMessage, sent_at: float, user: SandboxUser | None
+    ) -> dict[str, object] | None:
+        """The error WhatsApp reports in a failed status for this message, if any."""
+        if user is None:
+            return None
+        if message.type == "template":
+            found = template_delivery_error(message.content)
+            return webhook_error(*found) if found else None
+        last = await self._storage.last_inbound_at(channel.id, user.wa_id)
+        if last is None or sent_at - last > WINDOW:
+            return webhook_error(131047, _WINDOW_CLOSED)
+        return None
+
+    async def user_says(self, channel: Channel, wa_id: str, text: str, context: str | None = None) -> str:
+        """A simulated user writes a text message to the business number; returns its wamid."""
+        return await self._user_sends(channel, wa_id, "text", {"body": text}, context)
+
+    async def user_sends_media(
+        self, channel: Channel, wa_id: str, media: MediaFile, kind: MediaKind, caption: str | None
+    ) -> str:
+        """A simulated user sends a file; the webhook carries a media id the business can download."""
+        content: dict[str, Any] = {"id": media.id, "mime_type": media.mime_type, "sha256": media.sha256}
+        if caption and kind.name in ("image", "video", "document"):
+            content["caption"] = caption
+        if kind.name == "document" and media.filename:
+            content["filename"] = media.filename
+        if kind.name == "sticker":
+            content["animated"] = False
+        return await self._user_sends(channel, wa_id, kind.name, content, None)
+
+    async def _user_sends(
+        self, channel: Channel, wa_id: str, type_name: str, content: dict[str, Any], context: str | None
+    ) -> str:
+        user = await self.user(channel, wa_id)
         now = self._clock.now()
         wamid = ids.wamid(wa_id, outbound=False)
-        item = inbound_item(user, wamid, now, "text", {"body": text})
+        item = inbound_item(user, wamid, now, type_name, content)
+        if context:
+            item["context"] = {"from": channel.phone_number, "id": context}
         await self._sink.ingest([(notification(channel, {"messages": [item]}, [user.contact()]), now)])
         return wamid
+
+    def typing(self, channel: Channel, wa_id: str) -> None:
+        """The business shows "typing…" to the user until it replies or 25 s pass."""
+        self._typing_until[(channel.id, wa_id)] = self._clock.now() + TYPING_LIFETIME
+
+    def is_typing(self, channel: Channel, wa_id: str) -> bool:
+        return self._typing_until.get((channel.id, wa_id), 0.0) > self._clock.now()

@@ -256,3 +256,53 @@ SELECT value FROM kv WHERE key = ?;
 
 -- name: set_kv
 INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+
+-- name: select_channel_limits
+SELECT throughput, rate_limits FROM channels WHERE id = ?;
+
+-- name: update_channel_limits
+UPDATE channels SET throughput = ?, rate_limits = ? WHERE id = ?;
+
+-- name: last_inbound_at
+SELECT max(created_at) FROM messages WHERE channel_id = ? AND wa_id = ? AND direction = 'in';
+
+-- name: select_inbound
+SELECT wa_id, created_at FROM messages WHERE wamid = ? AND channel_id = ? AND direction = 'in';
+
+-- name: mark_read_until
+-- Reading a message reads everything the user sent before it, as on WhatsApp.
+UPDATE messages SET status = 'read'
+WHERE channel_id = ? AND wa_id = ? AND direction = 'in' AND created_at <= ? AND status <> 'read';
+
+-- name: select_conversation
+SELECT wamid, direction, type, content, context_message_id, status, created_at
+FROM messages WHERE channel_id = ? AND wa_id = ?
+ORDER BY created_at DESC, rowid DESC LIMIT ?;
+
+-- name: insert_media
+INSERT INTO media (id, channel_id, sha256, mime_type, file_size, filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_media
+SELECT id, channel_id, sha256, mime_type, file_size, filename, created_at FROM media WHERE id = ? AND channel_id = ?;
+
+-- name: delete_media
+DELETE FROM media WHERE id = ? AND channel_id = ? RETURNING sha256;
+
+-- name: count_media_sha256
+SELECT count(*) FROM media WHERE sha256 = ?;
+
+-- name: insert_template
+INSERT INTO templates (id, waba_id, name, language, category, components, decision, rejected_reason,
+                       decided_at, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: select_templates
+SELECT id, name, language, category, components, decision, rejected_reason, decided_at, created_at
+FROM templates WHERE waba_id = ? ORDER BY name, language;
+
+-- name: select_template
+SELECT id, name, language, category, components, decision, rejected_reason, decided_at, created_at
+FROM templates WHERE waba_id = ? AND name = ? AND language = ?;
+
+-- name: delete_templates
+DELETE FROM templates WHERE waba_id = ? AND name = ?;

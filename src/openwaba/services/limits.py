@@ -1,0 +1,65 @@
+"""Per-number throughput (130429) and the per-user pair rate limit (131056).
+
+State lives in memory: a limit is about the last seconds, and a restart that
+forgets it only ever lets a little more through, never loses a message.
+"""
+
+from __future__ import annotations
+
+from openwaba.domain.accounts import Channel
+from openwaba.domain.errors import RequestError
+from openwaba.domain.throttle import PAIR_RATE, Rate
+from openwaba.storage.base import ChannelLimits, Storage
+
+_PRUNE_AT = 100_000  # tracked senders; past this, the ones back at rest are forgotten
+
+
+class Limits:
+    def __init__(self, storage: Storage, throughput: float, enabled: bool) -> None:
+        self._storage = storage
+        self._default_throughput = throughput
+        self._default_enabled = enabled
+        self._settings: dict[int, ChannelLimits] = {}
+        self._number_due: dict[int, float] = {}
+        self._pair_due: dict[tuple[int, str], float] = {}
+
+    async def settings(self, channel: Channel) -> ChannelLimits:
+        """The channel's effective limits: its own, else the deployment's."""
+        own = self._settings.get(channel.id)
+        if own is None:
+            own = self._settings[channel.id] = await self._storage.channel_limits(channel.id)
+        return ChannelLimits(
+            throughput=own.throughput if own.throughput is not None else self._default_throughput,
+            rate_limits=own.rate_limits if own.rate_limits is not None else self._default_enabled,
+        )
+
+    async def configure(self, channel: Channel, limits: ChannelLimits) -> None:
+        if limits.throughput is not None and not 1 <= limits.throughput <= 100_000:
+            raise RequestError(100, "'throughput' must be between 1 and 100000 messages per second, or null")
+        await self._storage.set_channel_limits(channel.id, limits)
+        self._settings.pop(channel.id, None)
+
+    async def admit(self, channel: Channel, wa_id: str, now: float) -> None:
+        """Count one outgoing message, or raise the error WhatsApp gives when over a limit."""
+        limits = await self.settings(channel)
+        if not limits.rate_limits:
+            return
+        number_rate = Rate.per_second(limits.throughput or 1.0)
+        number_due = number_rate.admit(self._number_due.get(channel.id), now)
+        if number_due is None:
+            raise RequestError(
+                130429, f"Cloud API message throughput ({limits.throughput:g} messages/s) has been reached."
+            )
+        pair = (channel.id, wa_id)
+        pair_due = PAIR_RATE.admit(self._pair_due.get(pair), now)
+        if pair_due is None:
+            wait = PAIR_RATE.retry_after(self._pair_due[pair], now)
+            raise RequestError(
+                131056,
+                "Message failed to send because there were too many messages sent from this phone number to the "
+                f"same phone number in a short period of time. Retry in {wait:.0f} s.",
+            )
+        self._number_due[channel.id] = number_due
+        self._pair_due[pair] = pair_due
+        if len(self._pair_due) > _PRUNE_AT:
+            self._pair_due = {k: due for k, due in self._pair_due.items() if due > now}
