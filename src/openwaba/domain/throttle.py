@@ -13,6 +13,7 @@ from dataclasses import dataclass
 THROUGHPUT_DEFAULT = 80.0  # messages per second per business number (Meta's default tier)
 PAIR_INTERVAL = 6.0  # one message every 6 s to the same user ...
 PAIR_BURST = 45  # ... with bursts of up to 45 borrowed from future quota
+_SLACK = 1e-6  # seconds: float rounding of accumulated due times must not refuse an on-time sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class Rate:
     def admit(self, due: float | None, now: float) -> float | None:
         """The sender's new due time if a message is allowed now, else None."""
         start = now if due is None or due < now else due
-        if start - now > self.interval * (self.burst - 1) + 1e-9:
+        if start - now > self.interval * (self.burst - 1) + _SLACK:
             return None
         return start + self.interval
 
