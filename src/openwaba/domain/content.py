@@ -24,7 +24,7 @@ from openwaba.domain.errors import RequestError
 
 BODY_LIMIT = 4096
 CAPTION_LIMIT = 1024
-PARAMETER_NAME = re.compile(r"[a-z_]{1,20}")
+_PARAMETER_NAME = re.compile(r"[a-z_]{1,20}")
 _BUTTONS_MAX = 10  # templates have at most 10 buttons
 _CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 _BIRTHDAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -88,10 +88,13 @@ def check_tree(node: object, path: str, dialect: Dialect) -> None:
                     raise unexpected(f"{path}.{name}")
         node.check(path, dialect)
         for name in node.__struct_fields__:
-            check_tree(getattr(node, name), f"{path}.{name}", dialect)
+            value = getattr(node, name)
+            if isinstance(value, (Strict, list)):  # scalars have no rules left; skip building their paths
+                check_tree(value, f"{path}.{name}", dialect)
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            check_tree(item, f"{path}[{index}]", dialect)
+            if isinstance(item, (Strict, list)):
+                check_tree(item, f"{path}[{index}]", dialect)
 
 
 def check_url(url: str, path: str) -> None:
@@ -126,7 +129,7 @@ _EMOJI_ELEMENT = (
     f"|[{_PICTOGRAPHIC}][\ufe0e\ufe0f]?[\U0001f3fb-\U0001f3ff]?"  # pictograph, presentation, skin tone
     "(?:[\U000e0020-\U000e007e]+\U000e007f)?)"  # subdivision flag tags
 )
-SINGLE_EMOJI = re.compile(f"{_EMOJI_ELEMENT}(?:\u200d{_EMOJI_ELEMENT})*")
+_SINGLE_EMOJI = re.compile(f"{_EMOJI_ELEMENT}(?:\u200d{_EMOJI_ELEMENT})*")
 PICTOGRAPH = re.compile(f"[{_PICTOGRAPHIC}]")
 
 
@@ -212,7 +215,7 @@ class ReactionContent(Strict):
     emoji: str  # "" removes the reaction
 
     def check(self, path: str, dialect: Dialect) -> None:
-        if self.emoji and not SINGLE_EMOJI.fullmatch(self.emoji):
+        if self.emoji and not _SINGLE_EMOJI.fullmatch(self.emoji):
             raise invalid(f"{path}.emoji", 'It must be a single emoji, or "" to remove the reaction')
 
 
@@ -379,7 +382,7 @@ class _NamedParameter(Parameter):
     parameter_name: str | None = None
 
     def check(self, path: str, dialect: Dialect) -> None:
-        if self.parameter_name is not None and not PARAMETER_NAME.fullmatch(self.parameter_name):
+        if self.parameter_name is not None and not _PARAMETER_NAME.fullmatch(self.parameter_name):
             raise invalid(
                 f"{path}.parameter_name", "It must be 1 to 20 characters of lowercase letters a-z and underscores"
             )
@@ -459,26 +462,28 @@ class Component(Strict, tag_field="type"):
     parameters: list[AnyParameter] | None = None
 
 
+_HEADER_PARAMETERS = frozenset({"text", "image", "video", "document", "location"})
+_BODY_PARAMETERS = frozenset({"text", "currency", "date_time"})
+
+
 class HeaderComponent(Component, tag="header"):
     def check(self, path: str, dialect: Dialect) -> None:
-        allowed = frozenset({"text", "image", "video", "document", "location"})
-        check_parameter_types(self.parameters or [], allowed, "a header component", f"{path}.parameters")
+        check_parameter_types(self.parameters or [], _HEADER_PARAMETERS, "a header component", f"{path}.parameters")
 
 
 class BodyComponent(Component, tag="body"):
     def check(self, path: str, dialect: Dialect) -> None:
-        allowed = frozenset({"text", "currency", "date_time"})
-        check_parameter_types(self.parameters or [], allowed, "a body component", f"{path}.parameters")
+        check_parameter_types(self.parameters or [], _BODY_PARAMETERS, "a body component", f"{path}.parameters")
 
 
 # Which parameter type each button sub_type takes.
 _BUTTON_PARAMETER = {
-    "quick_reply": "payload",
-    "url": "text",
-    "copy_code": "coupon_code",
-    "flow": "action",
-    "catalog": "action",
-    "mpm": "action",
+    "quick_reply": frozenset({"payload"}),
+    "url": frozenset({"text"}),
+    "copy_code": frozenset({"coupon_code"}),
+    "flow": frozenset({"action"}),
+    "catalog": frozenset({"action"}),
+    "mpm": frozenset({"action"}),
 }
 
 
@@ -492,7 +497,7 @@ class ButtonComponent(Component, tag="button", kw_only=True):
         position = str(self.index)
         if not (len(position) <= 2 and position.isascii() and position.isdecimal()) or int(position) >= _BUTTONS_MAX:
             raise invalid(f"{path}.index", f"It must be a button position from 0 to {_BUTTONS_MAX - 1}")
-        allowed = frozenset({_BUTTON_PARAMETER[self.sub_type]})
+        allowed = _BUTTON_PARAMETER[self.sub_type]
         check_parameter_types(self.parameters or [], allowed, f"a {self.sub_type} button", f"{path}.parameters")
 
 

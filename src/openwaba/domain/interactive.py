@@ -38,8 +38,8 @@ _TEXT_HEADER = frozenset({"text"})
 _NO_HEADER: frozenset[str] = frozenset()
 
 
-Text20 = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
-Text24 = Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
+_Text20 = Annotated[str, msgspec.Meta(min_length=1, max_length=20)]
+_Text24 = Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
 
 
 class Header(Strict):
@@ -132,12 +132,12 @@ class ButtonMessage(Interactive, tag="button", kw_only=True):
 
 class Row(Strict, kw_only=True):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    title: Text24
+    title: _Text24
     description: Annotated[str, msgspec.Meta(max_length=72)] | None = None
 
 
 class Section(Strict, kw_only=True):
-    title: Text24 | None = None
+    title: _Text24 | None = None
     rows: Annotated[list[Row], msgspec.Meta(min_length=1)]
 
 
@@ -170,7 +170,7 @@ class ListMessage(Interactive, tag="list", kw_only=True):
 
 
 class CtaUrlParameters(Strict):
-    display_text: Text20
+    display_text: _Text20
     url: NonEmpty
 
     def check(self, path: str, dialect: Dialect) -> None:
@@ -193,7 +193,7 @@ class FlowPayload(Strict):
 
 class FlowParameters(Strict, kw_only=True):
     flow_message_version: Literal["3"]
-    flow_cta: Text20
+    flow_cta: _Text20
     flow_token: NonEmpty | None = None
     flow_id: NonEmpty | None = None
     flow_name: NonEmpty | None = None
@@ -219,6 +219,8 @@ class FlowAction(Strict):
 
 
 class FlowMessage(Interactive, tag="flow", kw_only=True):
+    """The references do not say which headers a flow takes; every type is accepted rather than guessed away."""
+
     action: FlowAction
 
 
@@ -263,7 +265,7 @@ class CatalogAction(Strict):
 
 class CatalogMessage(Interactive, tag="catalog_message", kw_only=True):
     action: CatalogAction
-    header_types = _NO_HEADER
+    header_types = _NO_HEADER  # the thumbnail product stands in for a header
 
 
 InteractiveContent = (
