@@ -56,6 +56,7 @@ class Gateway:
         self.media = Media(self.storage, self.clock, settings.data_dir / "media")
         self.templates = Templates(
             self.storage,
+            self.accounts,
             self.clock,
             self.ingest,
             settings.sandbox_template_review_seconds,

@@ -81,3 +81,9 @@ def new_api_key() -> str:
 def hash_api_key(key: str) -> str:
     """Keys are stored as SHA-256 digests; a key is 144 random bits, so no salt is needed."""
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def template_status_event_id(channel_id: int, template_id: str, event: str) -> str:
+    """The id of a template's status event: known in advance, so a pending
+    review can be withdrawn when its template is deleted."""
+    return stable_event_id(channel_id, "template_status", template_id, event)

@@ -7,6 +7,7 @@ media processor rejects a text file uploaded as `image/jpeg`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from openwaba.domain.errors import RequestError
@@ -34,6 +35,7 @@ _DOCUMENT_TYPES = (
 class MediaKind:
     name: str  # the message type that carries it: image, audio, video, document, sticker
     limit: int  # bytes
+    animated: bool = False  # an animated sticker (WebP with an ANIM chunk)
 
 
 _KINDS: dict[str, MediaKind] = {
@@ -74,11 +76,11 @@ def check_upload(mime_type: str, size: int, head: bytes) -> MediaKind:
     kind = kind_of(mime_type)
     if size == 0:
         raise RequestError(131053, "The file is empty")
-    limit = kind.limit
     if mime_type == "image/webp":
         if not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
             raise RequestError(131053, "The file is not a WebP image, but was uploaded as image/webp")
-        limit = kind.limit if b"ANIM" in head else STICKER_STATIC_LIMIT
+        kind = dataclasses.replace(kind, animated=b"ANIM" in head)
+    limit = kind.limit if kind.animated or mime_type != "image/webp" else STICKER_STATIC_LIMIT
     if size > limit:
         raise RequestError(131053, f"File of {size} bytes is over the {limit} bytes allowed for {mime_type}")
     magic = _MAGIC.get(mime_type)

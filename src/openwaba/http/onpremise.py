@@ -72,9 +72,14 @@ async def get_about(request: Request) -> Response:
 @on_premise_face
 async def update_about(request: Request) -> Response:
     channel = await channel_of(request)
-    text = (await json_body(request)).get("text")
-    if not isinstance(text, str):
+    body = await json_body(request)
+    if "text" not in body:
         raise RequestError(131008, "Required parameter 'text' is missing; send {\"text\": \"...\"}")
+    text = body["text"]
+    if not isinstance(text, str):
+        raise RequestError(100, "Param 'text' must be a string")
+    if set(body) - {"text"}:
+        raise RequestError(100, f"Unexpected key '{sorted(set(body) - {'text'})[0]}'; only 'text' is accepted")
     await gateway(request).profiles.update(channel, {"messaging_product": "whatsapp", "about": text})
     return on_premise_response({})
 

@@ -63,8 +63,8 @@ class Ingest:
         wamid = item.item.get("id") if item.kind in ("message", "status") else None
         status = item.item.get("status") if item.kind == "status" else None
         if item.kind == "template_status":
-            event_id = ids.stable_event_id(
-                channel.id, item.kind, str(item.item.get("message_template_id")), str(item.item.get("event"))
+            event_id = ids.template_status_event_id(
+                channel.id, str(item.item.get("message_template_id")), str(item.item.get("event"))
             )
         else:
             event_id = ids.event_id() if wamid is None else ids.stable_event_id(channel.id, item.kind, wamid, status)

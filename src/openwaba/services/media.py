@@ -38,6 +38,9 @@ class Media:
         self._clock = clock
         self._root = root
         self._secret = b""
+        # Keeping a file and deleting the last id that uses it must not interleave,
+        # or an upload could end up pointing at bytes a delete just removed.
+        self._files = asyncio.Lock()
 
     async def start(self) -> None:
         stored = await self._storage.get_value(_SECRET_KEY)
@@ -55,11 +58,12 @@ class Media:
         try:
             digest, size, head = await self._receive(temp, chunks)
             kind = check_upload(mime_type, size, head)
-            await asyncio.to_thread(self._keep, temp, digest)
+            media = MediaFile(ids.numeric_id(), channel.id, digest, mime_type, size, filename, self._clock.now())
+            async with self._files:
+                await asyncio.to_thread(self._keep, temp, digest)
+                await self._storage.insert_media(media)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        media = MediaFile(ids.numeric_id(), channel.id, digest, mime_type, size, filename, self._clock.now())
-        await self._storage.insert_media(media)
         return media, kind
 
     async def get(self, channel: Channel, media_id: str) -> MediaFile:
@@ -72,13 +76,14 @@ class Media:
         return self._root / media.sha256[:2] / media.sha256
 
     async def delete(self, channel: Channel, media_id: str) -> None:
-        deleted, orphan = (False, None)
-        if media_id.isdigit():
+        if not media_id.isdigit():
+            raise NotFoundError(f"Media {media_id} does not exist or does not belong to this number")
+        async with self._files:
             deleted, orphan = await self._storage.delete_media(channel.id, media_id)
+            if orphan is not None:
+                await asyncio.to_thread((self._root / orphan[:2] / orphan).unlink, True)
         if not deleted:
             raise NotFoundError(f"Media {media_id} does not exist or does not belong to this number")
-        if orphan is not None:
-            await asyncio.to_thread((self._root / orphan[:2] / orphan).unlink, True)
 
     async def missing(self, channel: Channel, media_ids: list[str]) -> list[str]:
         """The ids among `media_ids` that are not this channel's media."""

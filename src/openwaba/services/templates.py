@@ -21,6 +21,7 @@ from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import ConflictError, NotFoundError, RequestError
 from openwaba.domain.payloads import TEMPLATE_FIELD
 from openwaba.domain.templates import Template, TemplateStatus, parse_template_create, review
+from openwaba.services.accounts import Accounts
 from openwaba.storage.base import Storage, StoredTemplate
 
 # Every new WABA on WhatsApp comes with this template, approved.
@@ -47,9 +48,16 @@ _HELLO_WORLD = StoredTemplate(
 
 class Templates:
     def __init__(
-        self, storage: Storage, clock: Clock, sink: EventSink, review_delay: float, reject: re.Pattern[str] | None
+        self,
+        storage: Storage,
+        accounts: Accounts,
+        clock: Clock,
+        sink: EventSink,
+        review_delay: float,
+        reject: re.Pattern[str] | None,
     ) -> None:
         self._storage = storage
+        self._accounts = accounts
         self._clock = clock
         self._sink = sink
         self._review_delay = review_delay
@@ -57,6 +65,7 @@ class Templates:
         self._seeded: set[str] = set()
 
     async def create(self, channel: Channel, document: dict[str, object]) -> Template:
+        await self.seed(channel)
         draft = parse_template_create(document)
         decision, reason = review(draft, self._reject)
         now = self._clock.now()
@@ -90,20 +99,29 @@ class Templates:
         return None if stored is None else self._view(channel.waba_id, stored)
 
     async def delete(self, channel: Channel, name: str) -> int:
+        await self.seed(channel)
         deleted = await self._storage.delete_templates(channel.waba_id, name)
         if not deleted:
             raise NotFoundError(f"No template named '{name}'")
-        return deleted
+        # A review that has not come out yet must not be announced for a template that is gone.
+        now = self._clock.now()
+        target = await self._accounts.first_of_waba(channel.waba_id)
+        for t in deleted:
+            if t.decided_at > now:
+                await self._storage.withdraw_event(ids.template_status_event_id(target.id, t.id, t.decision))
+        return len(deleted)
 
     async def seed(self, channel: Channel) -> None:
         """Give the WABA the `hello_world` template every WABA starts with."""
         if channel.waba_id in self._seeded:
             return
-        if await self._storage.template(channel.waba_id, _HELLO_WORLD.name, _HELLO_WORLD.language) is None:
-            now = self._clock.now()
-            seeded = dataclasses.replace(_HELLO_WORLD, id=ids.numeric_id(), created_at=now)
+        # Seeded once per WABA, remembered durably: a deleted hello_world stays deleted.
+        key = f"templates.seeded.{channel.waba_id}"
+        if await self._storage.get_value(key) is None:
+            seeded = dataclasses.replace(_HELLO_WORLD, id=ids.numeric_id(), created_at=self._clock.now())
             with contextlib.suppress(ConflictError):  # created meanwhile: the seed is idempotent
                 await self._storage.insert_template(channel.waba_id, seeded)
+            await self._storage.set_value(key, "1")
         self._seeded.add(channel.waba_id)
 
     def _view(self, waba_id: str, stored: StoredTemplate) -> Template:

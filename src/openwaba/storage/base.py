@@ -344,5 +344,9 @@ class Storage(abc.ABC):
     async def template(self, waba_id: str, name: str, language: str) -> StoredTemplate | None: ...
 
     @abc.abstractmethod
-    async def delete_templates(self, waba_id: str, name: str) -> int:
-        """Delete every language of a template; how many rows went."""
+    async def delete_templates(self, waba_id: str, name: str) -> list[StoredTemplate]:
+        """Delete every language of a template; the rows that went."""
+
+    @abc.abstractmethod
+    async def withdraw_event(self, event_id: str) -> bool:
+        """Remove an event and its deliveries if no delivery was attempted yet."""

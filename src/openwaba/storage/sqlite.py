@@ -513,9 +513,16 @@ class SQLiteStorage(Storage):
         row = await self._run(lambda c: c.execute(_Q["select_template"], params).fetchone())
         return None if row is None else _template(row)
 
-    async def delete_templates(self, waba_id: str, name: str) -> int:
-        count: int = await self._run(lambda c: c.execute(_Q["delete_templates"], (waba_id, name)).rowcount)
-        return count
+    async def delete_templates(self, waba_id: str, name: str) -> list[StoredTemplate]:
+        rows = await self._run(lambda c: c.execute(_Q["delete_templates"], (waba_id, name)).fetchall())
+        return [_template(r) for r in rows]
+
+    async def withdraw_event(self, event_id: str) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            c.execute(_Q["withdraw_deliveries"], {"event": event_id})
+            return bool(c.execute(_Q["withdraw_event"], {"event": event_id}).rowcount)
+
+        return await self._run(op)
 
 def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[_Outcome]:
     """Run queued operations in one transaction; each in a savepoint of its own."""

@@ -156,7 +156,7 @@ class SandboxConnector(Connector):
         if kind.name == "document" and media.filename:
             content["filename"] = media.filename
         if kind.name == "sticker":
-            content["animated"] = False
+            content["animated"] = kind.animated
         return await self._user_sends(channel, wa_id, kind.name, content, None)
 
     async def _user_sends(

@@ -305,4 +305,13 @@ SELECT id, name, language, category, components, decision, rejected_reason, deci
 FROM templates WHERE waba_id = ? AND name = ? AND language = ?;
 
 -- name: delete_templates
-DELETE FROM templates WHERE waba_id = ? AND name = ?;
+DELETE FROM templates WHERE waba_id = ? AND name = ?
+RETURNING id, name, language, category, components, decision, rejected_reason, decided_at, created_at;
+
+-- name: withdraw_deliveries
+-- Only an event no receiver has seen yet can be withdrawn.
+DELETE FROM deliveries
+WHERE event_id = :event AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = :event AND attempts > 0);
+
+-- name: withdraw_event
+DELETE FROM events WHERE id = :event AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = :event);
