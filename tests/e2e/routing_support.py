@@ -128,12 +128,14 @@ def new_waba(srv: Server, name: str = "e2e WABA") -> str:
 
 
 def new_number(srv: Server, *, waba_id: str | None = None, phone: str | None = None, type: str = "cloud",
-               mode: str = "sandbox") -> Number:
+               mode: str = "sandbox", sandbox_users: list[str] | None = None) -> Number:
     """A channel created through the partner API, with its first API key."""
     waba_id = waba_id or new_waba(srv)
     phone = phone or fresh_phone()
-    channel = partner_ok(srv, "POST", "/channels",
-                         {"waba_id": waba_id, "phone_number": phone, "type": type, "mode": mode}, 201)
+    body: dict[str, Any] = {"waba_id": waba_id, "phone_number": phone, "type": type, "mode": mode}
+    if sandbox_users is not None:
+        body["sandbox_users"] = sandbox_users
+    channel = partner_ok(srv, "POST", "/channels", body, 201)
     assert channel["waba_id"] == waba_id and channel["type"] == type and channel["mode"] == mode
     assert channel["phone_number"] == phone.lstrip("+")
     assert channel["connector"] == "sandbox"

@@ -625,11 +625,9 @@ def test_on_premise_channel_gets_flat_status_webhooks(server: ServerFactory, rec
     assert all(r.json is not None and "entry" not in r.json for r in receiver.requests)
 
 
-@pytest.mark.xfail(strict=True, reason="gap: numbers created with the partner API have no simulated users, so no "
-                                       "one can write to an On-Premise number (404)")
 def test_on_premise_channel_gets_flat_inbound_webhooks(server: ServerFactory, receiver: Receiver) -> None:
     srv = server(PARTNER_ENV)
-    legacy = new_number(srv, type="on_premise")
+    legacy = new_number(srv, type="on_premise", sandbox_users=[ALICE])
     legacy.set_webhook(receiver.url)
     reply = legacy.call("POST", f"/sandbox/users/{ALICE}/messages", {"text": "hello On-Premise"})
     assert reply.status == 200, reply.body

@@ -264,8 +264,6 @@ def test_pair_rate_limit_after_45_messages_to_one_user(server: ServerFactory, re
     wait_for_status_events(srv, wamid, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: PATCH .../channels/{id} stores retry_horizon_seconds before it checks "
-                                       "throughput and rate_limits, so a refused (400) PATCH is half applied")
 def test_a_refused_channel_patch_changes_nothing(server: ServerFactory) -> None:
     srv = server({**LIMITED, **PARTNER_ENV})
     path = f"/channels/{demo_number(srv).id}"
@@ -277,8 +275,6 @@ def test_a_refused_channel_patch_changes_nothing(server: ServerFactory) -> None:
     assert partner_ok(srv, "PATCH", path, {"rate_limits": None}) == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the sandbox prices every status as a free service message; a UTILITY "
-                                       "template sent outside the window is category 'utility', type 'regular'")
 def test_a_template_outside_the_window_is_priced_as_its_category(server: ServerFactory, receiver: Receiver) -> None:
     srv = server()
     srv.set_webhook(receiver.url)

@@ -20,6 +20,8 @@ from openwaba.domain.errors import AuthError, NotFoundError, RequestError, State
 from openwaba.gateway import Gateway
 from openwaba.http.cloud import gateway
 from openwaba.http.responses import json_body, json_response
+from openwaba.services.limits import check_limits
+from openwaba.services.webhooks import check_retry_horizon
 from openwaba.storage.base import ChannelLimits
 
 PREFIX = "/api/v2/partners/{partner_id}"
@@ -86,8 +88,11 @@ async def create_channel(request: Request, gw: Gateway) -> Response:
         raise RequestError(100, "'waba_id' and 'phone_number' are required strings")
     fmt = _choice(body, "type", ChannelFormat, ChannelFormat.CLOUD)
     mode = _choice(body, "mode", ChannelMode, ChannelMode.SANDBOX)
-    channel = await gw.accounts.create_channel(waba_id, number, fmt, mode)
-    return json_response(_channel(channel), 201)
+    users = body.get("sandbox_users", [])
+    if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+        raise RequestError(100, "'sandbox_users' must be a list of wa_ids (strings): the number's simulated users")
+    channel = await gw.accounts.create_channel(waba_id, number, fmt, mode, sandbox_users=tuple(users))
+    return json_response({**_channel(channel), "sandbox_users": users}, 201)
 
 
 @partner_face
@@ -100,16 +105,23 @@ async def update_channel(request: Request, gw: Gateway) -> Response:
     known = {"retry_horizon_seconds", "throughput", "rate_limits"}
     if not body or not set(body) <= known:
         raise RequestError(100, f"Give one or more of {', '.join(sorted(known))} (null restores the default)")
+    # Check every field before storing any, so a refused PATCH changes nothing.
+    horizon = _number(body, "retry_horizon_seconds") if "retry_horizon_seconds" in body else None
     if "retry_horizon_seconds" in body:
-        horizon = _number(body, "retry_horizon_seconds")
-        await gw.webhooks.set_retry_horizon(channel, horizon)
+        check_retry_horizon(horizon)
+    limits = None
     if "throughput" in body or "rate_limits" in body:
         current = await gw.storage.channel_limits(channel.id)
         flag = body.get("rate_limits", current.rate_limits)
         if flag is not None and not isinstance(flag, bool):
             raise RequestError(100, "'rate_limits' must be true, false or null")
         throughput = _number(body, "throughput") if "throughput" in body else current.throughput
-        await gw.limits.configure(channel, ChannelLimits(throughput, flag))
+        limits = ChannelLimits(throughput, flag)
+        check_limits(limits)
+    if "retry_horizon_seconds" in body:
+        await gw.webhooks.set_retry_horizon(channel, horizon)
+    if limits is not None:
+        await gw.limits.configure(channel, limits)
     return json_response({**_channel(channel), **await _settings(gw, channel)})
 
 

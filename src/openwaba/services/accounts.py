@@ -107,17 +107,27 @@ class Accounts:
         return waba
 
     async def create_channel(
-        self, waba_id: str, phone_number: str, fmt: ChannelFormat, mode: ChannelMode, connector: str = "sandbox"
+        self,
+        waba_id: str,
+        phone_number: str,
+        fmt: ChannelFormat,
+        mode: ChannelMode,
+        connector: str = "sandbox",
+        sandbox_users: tuple[str, ...] = (),
     ) -> Channel:
+        """A new number; a sandbox number gets the simulated users given (wa_ids)."""
         if waba_id not in {w.id for w in await self._storage.wabas()}:
             raise NotFoundError(f"no WABA with id {waba_id}")
         number = normalise_phone(phone_number)
+        users = [normalise_phone(u) for u in sandbox_users]
         try:
             channel = await self._storage.create_channel(
                 waba_id, number, ids.numeric_id(), fmt, connector, mode, self._clock.now()
             )
         except ConflictError:
             raise StateError(f"the phone number {number} is already a channel") from None
+        if users:
+            await self._storage.add_sandbox_users(channel.id, _seed_users(tuple(users)))
         self._by_phone_number_id[channel.phone_number_id] = channel
         return channel
 

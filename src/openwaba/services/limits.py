@@ -14,6 +14,11 @@ from openwaba.storage.base import ChannelLimits, Storage
 _PRUNE_AT = 100_000  # tracked senders; past this, the ones back at rest are forgotten
 
 
+def check_limits(limits: ChannelLimits) -> None:
+    if limits.throughput is not None and not 1 <= limits.throughput <= 100_000:
+        raise RequestError(100, "'throughput' must be between 1 and 100000 messages per second, or null")
+
+
 class Limits:
     def __init__(self, storage: Storage, throughput: float, enabled: bool) -> None:
         self._storage = storage
@@ -34,8 +39,7 @@ class Limits:
         )
 
     async def configure(self, channel: Channel, limits: ChannelLimits) -> None:
-        if limits.throughput is not None and not 1 <= limits.throughput <= 100_000:
-            raise RequestError(100, "'throughput' must be between 1 and 100000 messages per second, or null")
+        check_limits(limits)
         await self._storage.set_channel_limits(channel.id, limits)
         self._settings.pop(channel.id, None)
 

@@ -77,6 +77,11 @@ def waba_scope(channel: Channel) -> str:
     return f"waba:{channel.waba_id}"
 
 
+def check_retry_horizon(horizon: float | None) -> None:
+    if horizon is not None and not 60 <= horizon <= 30 * 86400:
+        raise RequestError(100, "'retry_horizon_seconds' must be between 60 and 2592000 (30 days), or null")
+
+
 class Webhooks:
     def __init__(self, storage: Storage, *, multi_max: int = 3, ssrf_guard: bool = True) -> None:
         self._storage = storage
@@ -121,8 +126,7 @@ class Webhooks:
         return self._horizons[channel.id]
 
     async def set_retry_horizon(self, channel: Channel, horizon: float | None) -> None:
-        if horizon is not None and not 60 <= horizon <= 30 * 86400:
-            raise RequestError(100, "'retry_horizon_seconds' must be between 60 and 2592000 (30 days), or null")
+        check_retry_horizon(horizon)
         await self._storage.set_channel_retry_horizon(channel.id, horizon)
         self._horizons.pop(channel.id, None)
 

@@ -93,7 +93,9 @@ class SandboxConnector(Connector):
         message = queued.message
         self._typing_until.pop((channel.id, message.wa_id), None)  # replying ends "typing…"
         user = (await self.users(channel)).get(message.wa_id)
-        error = await self._failure(channel, message, queued.created_at, user)
+        last = await self._storage.last_inbound_at(channel.id, user.wa_id) if user else None
+        in_window = last is not None and queued.created_at - last <= WINDOW
+        error = self._failure(message, in_window) if user else None
         at = queued.created_at + self._delays[0]
         callback = message.biz_opaque_callback_data
         if user is None or error is not None:
@@ -107,15 +109,37 @@ class SandboxConnector(Connector):
         # A reaction is only ever `sent`, never delivered or read (360dialog documents this).
         steps = ("sent",) if message.type == "reaction" else ("sent", "delivered", "read")
         start = queued.created_at
+        pricing = await self._pricing(channel, message, in_window)
         await self._sink.ingest(
-            [self._status(channel, queued, user, step, start + self._delays[i]) for i, step in enumerate(steps)]
+            [
+                self._status(channel, queued, user, step, start + self._delays[i], pricing)
+                for i, step in enumerate(steps)
+            ]
         )
 
+    async def _pricing(self, channel: Channel, message: OutgoingMessage, in_window: bool) -> dict[str, Any]:
+        """Per-message pricing: free-form messages and utility templates inside the window are free;
+        any other template is billed in its category."""
+        category = "service"
+        if message.type == "template":
+            language = str(message.content["language"]["code"])
+            template = await self._templates.find(channel, str(message.content["name"]), language)
+            category = template.category.lower() if template is not None else "utility"
+        free = in_window and category in ("service", "utility")
+        kind = "free_customer_service" if free else "regular"
+        return {"billable": not free, "pricing_model": "PMP", "type": kind, "category": category}
+
     def _status(
-        self, channel: Channel, queued: QueuedMessage, user: SandboxUser, status: str, at: float
+        self,
+        channel: Channel,
+        queued: QueuedMessage,
+        user: SandboxUser,
+        status: str,
+        at: float,
+        pricing: dict[str, Any],
     ) -> tuple[dict[str, Any], float]:
         conversation_id = self._conversations.setdefault((channel.id, user.wa_id), ids.conversation_id())
-        conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": "service"}}
+        conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": pricing["category"]}}
         if status == "sent":
             conversation["expiration_timestamp"] = str(int(at + WINDOW))
         item = status_item(
@@ -125,22 +149,16 @@ class SandboxConnector(Connector):
             user.wa_id,
             conversation=conversation,
             biz_opaque_callback_data=queued.message.biz_opaque_callback_data,
+            pricing=pricing,
         )
         return notification(channel, {"statuses": [item]}, [user.contact()]), at
 
-    async def _failure(
-        self, channel: Channel, message: OutgoingMessage, sent_at: float, user: SandboxUser | None
-    ) -> dict[str, object] | None:
+    def _failure(self, message: OutgoingMessage, in_window: bool) -> dict[str, object] | None:
         """The error WhatsApp reports in a failed status for this message, if any."""
-        if user is None:
-            return None
         if message.type == "template":
             found = template_delivery_error(message.content)
             return webhook_error(*found) if found else None
-        last = await self._storage.last_inbound_at(channel.id, user.wa_id)
-        if last is None or sent_at - last > WINDOW:
-            return webhook_error(131047, _WINDOW_CLOSED)
-        return None
+        return None if in_window else webhook_error(131047, _WINDOW_CLOSED)
 
     async def user_says(self, channel: Channel, wa_id: str, text: str, context: str | None = None) -> str:
         """A simulated user writes a text message to the business number; returns its wamid."""

@@ -32,6 +32,7 @@ def status_item(
     conversation: dict[str, Any] | None = None,
     errors: list[dict[str, Any]] | None = None,
     biz_opaque_callback_data: str | None = None,
+    pricing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(at)), "recipient_id": recipient}
     if biz_opaque_callback_data is not None:
@@ -40,7 +41,7 @@ def status_item(
         item["errors"] = errors  # a failed status has no conversation or pricing
     elif conversation is not None:
         item["conversation"] = conversation
-        item["pricing"] = {
+        item["pricing"] = pricing or {
             "billable": False,
             "pricing_model": "PMP",
             "type": "free_customer_service",
