@@ -3,14 +3,19 @@ the contract of openwaba's 360dialog dialect. These tests keep it honest:
 
 * the served document is a valid OpenAPI 3.1 document whose `$ref`s all resolve;
 * every route of the app is documented, and every documented operation is a route;
-* schemathesis, loading the document from the live server, sends generated requests
-  to every operation (examples, coverage and fuzzing phases) and checks that no
-  answer is a 5xx and that every status code, content type and body is the one the
-  document promises.
+* deliberate flows reach the answers generated input rarely reaches (signed download
+  URLs, a template after its review, multi-webhook conflicts, an On-Premise number's
+  webhooks ...): each answer has a documented status, content type and body, and every
+  webhook body conforms to the document's `webhooks`;
+* schemathesis, loading the document from the live server, sends generated requests to
+  every operation (examples, coverage, fuzzing and stateful phases) and checks that no
+  answer is a 5xx, that every status code, content type, header and body is the one
+  the document promises, and that every operation enforces its authentication.
 
-The schemathesis run is bounded (a fixed number of examples per operation, a fixed
-seed, a subprocess timeout). Operations that would lock the run out are excluded:
-creating an API key revokes the key every other request uses.
+The schemathesis run is bounded: a fixed number of examples per operation, a fixed seed
+(CONTRACT_TEST_EXAMPLES and CONTRACT_TEST_SEED override them), a subprocess timeout.
+Operations that would lock the run out are excluded: creating an API key revokes the
+key every other request carries.
 
 Webhook URLs are the one way generated input could make the server reach out: a
 `before_call` hook (this module, loaded by schemathesis through SCHEMATHESIS_HOOKS)
@@ -57,8 +62,8 @@ CHECKS = (
     "response_headers_conformance",
     "ignored_auth",
 )
-MAX_EXAMPLES = int(os.environ.get("OPENWABA_CONTRACT_EXAMPLES", "25"))
-SEED = os.environ.get("OPENWABA_CONTRACT_SEED", "20240611")
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_TEST_EXAMPLES", "25"))
+SEED = os.environ.get("CONTRACT_TEST_SEED", "20240611")
 RUN_TIMEOUT = 420.0  # seconds: a hung run fails instead of eating CI's budget
 
 # --- the schemathesis hook (runs inside the `schemathesis run` process) ---------------------------
@@ -100,7 +105,9 @@ def localise_webhook_urls(method: str, path: str, body: Any, receiver: str) -> N
 
 
 def bound_clock_step(method: str, path: str, body: Any) -> None:
-    """Keep the manual clock finite: the server accepts any step (see the report on the clock)."""
+    """Keep the manual clock finite whatever the server does with an oversized step: a clock at
+    infinity would fail every later request for reasons of its own. Whether the server refuses such
+    a step is test_clock_step_maximum_is_enforced's business."""
     if (method.upper(), path) != ("POST", "/sandbox/clock") or not isinstance(body, dict):
         return
     step = body.get("advance_seconds")
@@ -131,7 +138,8 @@ def contract_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server
 
 
 def document() -> dict[str, Any]:
-    return json.loads((REPO / "src" / "openwaba" / "openapi.json").read_text())
+    loaded: dict[str, Any] = json.loads((REPO / "src" / "openwaba" / "openapi.json").read_text())
+    return loaded
 
 
 def _operations(doc: dict[str, Any]) -> set[tuple[str, str]]:
@@ -441,10 +449,22 @@ def _check_webhook_bodies(doc: dict[str, Any], bodies: list[Any]) -> None:
         assert isinstance(body, dict), f"a webhook body is not a JSON object: {body!r}"
         kind = "cloud" if "object" in body else "on_premise"
         kinds.add(kind)
-        errors = [f"{e.instance_path}: {e.message}" for e in (cloud if kind == "cloud" else on_premise).iter_errors(body)]
+        validator_of_kind = cloud if kind == "cloud" else on_premise
+        errors = [f"{e.instance_path}: {e.message}" for e in validator_of_kind.iter_errors(body)]
         assert not errors, f"webhook body does not conform ({kind}): {errors}\n{json.dumps(body)[:2000]}"
     assert kinds == {"cloud", "on_premise"}, f"expected both webhook formats, got {kinds}"
 
+
+def test_clock_step_maximum_is_enforced(server: ServerFactory) -> None:
+    """The document bounds one step of the manual clock; a bigger step would reach infinity."""
+    api = Contract(server())
+    maximum = api.doc["paths"]["/sandbox/clock"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]["advance_seconds"]["maximum"]
+    api("POST", "/sandbox/clock", 400, json={"advance_seconds": maximum + 1})
+    api("POST", "/sandbox/clock", 400, json={"advance_seconds": 1.7e308})
+    before = api("GET", "/sandbox/clock", 200).json()["now"]
+    moved = api("POST", "/sandbox/clock", 200, json={"advance_seconds": maximum}).json()["now"]
+    assert before + maximum <= moved < before + maximum + 60
 
 # --- the server against the document --------------------------------------------------------------
 
@@ -474,7 +494,9 @@ def _seed(srv: Server, receiver: Receiver) -> None:
     srv.wait_for_deliveries(lambda rows: any(row["state"] == "delivered" for row in rows), what="a delivered webhook")
 
 
-def _run_schemathesis(srv: Server, receiver_url: str, workdir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run_schemathesis(
+    srv: Server, receiver_url: str, workdir: Path
+) -> tuple[subprocess.CompletedProcess[str], float]:
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",

@@ -89,13 +89,19 @@ def _text(value: Any, name: str) -> str | None:
     raise RequestError(100, f"'{name}' must be a string")
 
 
+_INT64 = 2**63 - 1  # SQLite stores 64-bit integers
+
+
 def _int(value: Any, name: str) -> int | None:
     if value is None or value == "":
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         raise RequestError(100, f"'{name}' must be an integer") from None
+    if not -_INT64 - 1 <= number <= _INT64:
+        raise RequestError(100, f"'{name}' is out of range")
+    return number
 
 
 def _float(value: Any, name: str) -> float | None:

@@ -15,6 +15,8 @@ from openwaba.http.cloud import channel_of, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
 from openwaba.http.uploads import chunks, file_part, multipart_form
 
+MAX_CLOCK_STEP = 10 * 365 * 86400  # one step; keeps the manual clock finite
+
 
 async def sandbox_channel(request: Request) -> Channel:
     channel = await channel_of(request)
@@ -97,8 +99,8 @@ async def get_clock(request: Request) -> Response:
 async def move_clock(request: Request) -> Response:
     await sandbox_channel(request)
     seconds = (await json_body(request)).get("advance_seconds")
-    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-        raise RequestError(100, "'advance_seconds' must be a number >= 0")
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_CLOCK_STEP:
+        raise RequestError(100, f"'advance_seconds' must be a number from 0 to {MAX_CLOCK_STEP} (ten years)")
     return json_response({"now": await gateway(request).advance_clock(float(seconds))})
 
 

@@ -96,9 +96,10 @@ class Media:
 
     async def by_download_url(self, channel: Channel, mid: str, ext: str, signature: str) -> MediaFile:
         """The media a download URL names, if the URL is genuine and not expired."""
-        if not ext.isdigit() or not hmac.compare_digest(signature, self._sign(mid, int(ext))):
+        expires = int(ext) if ext.isascii() and ext.isdigit() and len(ext) <= 18 else None
+        if expires is None or not hmac.compare_digest(signature.encode(), self._sign(mid, expires).encode()):
             raise RequestError(100, "The download URL is not valid; get a new one from GET /{media_id}")
-        if int(ext) < self._clock.now():
+        if expires < self._clock.now():
             raise RequestError(100, "The download URL has expired; get a new one from GET /{media_id}")
         return await self.get(channel, mid)
 
