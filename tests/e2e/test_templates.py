@@ -159,6 +159,7 @@ def test_hello_world_can_be_sent_at_once(server: ServerFactory, receiver: Receiv
     assert "failed" not in got
     [shown] = [m for m in srv.ok("GET", f"/sandbox/users/{BRUNO}/messages")["messages"] if m["id"] == wamid]
     assert shown["type"] == "template" and shown["template"]["name"] == "hello_world"
+    assert shown["text"] == HELLO_WORLD_BODY  # the phone shows the template as the user reads it
 
 
 def test_hello_world_exists_before_anything_lists_it(server: ServerFactory) -> None:

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openwaba.domain import ids
@@ -114,3 +114,11 @@ def test_api_keys_and_hashes() -> None:
 
 def test_conversation_id() -> None:
     assert re.fullmatch(r"[0-9a-f]{32}", ids.conversation_id())
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=2**130 - 1))
+def test_base32_130_is_crockford_digits_most_significant_first(value: int) -> None:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    expected = "".join(alphabet[(value >> (5 * (25 - i))) & 31] for i in range(26))
+    assert ids.base32_130(value) == expected

@@ -13,6 +13,7 @@ import secrets
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, sortable
+_FROM_RFC4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET.encode())
 
 
 def wamid(wa_id: str, *, outbound: bool) -> str:
@@ -36,12 +37,7 @@ def wamid(wa_id: str, *, outbound: bool) -> str:
 def event_id() -> str:
     """A time-sortable unique id (`evt_` + 26 chars), stable across retries."""
     millis = int(time.time() * 1000)
-    value = (millis << 80) | secrets.randbits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "evt_" + "".join(reversed(chars))
+    return "evt_" + base32_130((millis << 80) | secrets.randbits(80))
 
 
 def stable_event_id(*parts: object) -> str:
@@ -51,12 +47,17 @@ def stable_event_id(*parts: object) -> str:
     repeated after a crash) gets the same id, so it is stored and delivered once.
     """
     digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    value = int.from_bytes(digest[:17], "big") >> 6  # 130 bits -> 26 base32 characters
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "evt_" + "".join(reversed(chars))
+    return "evt_" + base32_130(int.from_bytes(digest[:17], "big") >> 6)
+
+
+def base32_130(value: int) -> str:
+    """A 130-bit number as 26 Crockford base32 digits, most significant first.
+
+    Shifted to 160 bits it is 20 bytes, whose RFC 4648 encoding starts with
+    exactly those 26 digits: one C call instead of a Python loop per event.
+    """
+    encoded = base64.b32encode((value << 30).to_bytes(20, "big"))[:26]
+    return encoded.translate(_FROM_RFC4648).decode()
 
 
 def numeric_id(digits: int = 15) -> str:

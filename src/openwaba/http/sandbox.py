@@ -68,25 +68,7 @@ async def _user_media(request: Request, channel: Channel, wa_id: str) -> str:
 async def conversation(request: Request) -> Response:
     """What the simulated user's phone shows: the chat, newest first, with ticks."""
     channel = await sandbox_channel(request)
-    gw = gateway(request)
-    wa_id = request.path_params["wa_id"]
-    await gw.sandbox.user(channel, wa_id)
-    entries = await gw.storage.conversation(channel.id, wa_id, 100)
-    messages = [
-        {
-            "id": e.wamid,
-            "from": wa_id if e.direction == "in" else channel.phone_number,
-            "direction": "inbound" if e.direction == "in" else "outbound",
-            "type": e.type,
-            e.type: e.content,
-            "status": e.status,
-            "timestamp": str(int(e.created_at)),
-            **({"context": {"id": e.context_message_id}} if e.context_message_id else {}),
-        }
-        for e in entries
-    ]
-    typing = gw.sandbox.is_typing(channel, wa_id)
-    return json_response({"wa_id": wa_id, "business_typing": typing, "messages": messages})
+    return json_response(await gateway(request).sandbox.phone_view(channel, request.path_params["wa_id"]))
 
 
 @flat_face

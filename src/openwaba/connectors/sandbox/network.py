@@ -28,13 +28,14 @@ from openwaba.domain.accounts import Channel, SandboxUser
 from openwaba.domain.errors import NotFoundError, RequestError, webhook_error
 from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
-from openwaba.domain.template_send import check_template_send, template_delivery_error
+from openwaba.domain.template_send import check_template_send, render_body, template_delivery_error
 from openwaba.services.media import Media
 from openwaba.services.templates import Templates
-from openwaba.storage.base import MediaFile, QueuedMessage, Storage
+from openwaba.storage.base import ConversationEntry, MediaFile, QueuedMessage, Storage
 
 WINDOW = 24 * 3600.0  # the customer-service window, seconds after the user's last message
 TYPING_LIFETIME = 25.0  # a typing indicator disappears after this, or at the reply
+_PHONE_VIEW_LIMIT = 100  # messages shown in a user's view of the chat
 
 _UNDELIVERABLE = (
     "Message failed to send because the recipient is not a WhatsApp user of this sandbox "
@@ -66,6 +67,10 @@ class SandboxConnector(Connector):
         self._users: dict[int, dict[str, SandboxUser]] = {}
         self._conversations: dict[tuple[int, str], str] = {}
         self._typing_until: dict[tuple[int, str], float] = {}
+        # When each simulated user last wrote: read from storage once, then kept
+        # current here, since every message a sandbox user writes passes through
+        # this connector. Saves a storage round trip per hand-over.
+        self._last_inbound: dict[tuple[int, str], float | None] = {}
 
     async def users(self, channel: Channel) -> dict[str, SandboxUser]:
         users = self._users.get(channel.id)
@@ -93,7 +98,7 @@ class SandboxConnector(Connector):
         message = queued.message
         self._typing_until.pop((channel.id, message.wa_id), None)  # replying ends "typing…"
         user = (await self.users(channel)).get(message.wa_id)
-        last = await self._storage.last_inbound_at(channel.id, user.wa_id) if user else None
+        last = await self._last_inbound_at(channel, user.wa_id) if user else None
         in_window = last is not None and queued.created_at - last <= WINDOW
         error = self._failure(message, in_window) if user else None
         at = queued.created_at + self._delays[0]
@@ -138,7 +143,10 @@ class SandboxConnector(Connector):
         at: float,
         pricing: dict[str, Any],
     ) -> tuple[dict[str, Any], float]:
-        conversation_id = self._conversations.setdefault((channel.id, user.wa_id), ids.conversation_id())
+        key = (channel.id, user.wa_id)
+        conversation_id = self._conversations.get(key)
+        if conversation_id is None:  # generated on a miss only: it draws from the OS's random source
+            conversation_id = self._conversations[key] = ids.conversation_id()
         conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": pricing["category"]}}
         if status == "sent":
             conversation["expiration_timestamp"] = str(int(at + WINDOW))
@@ -187,7 +195,17 @@ class SandboxConnector(Connector):
         if context:
             item["context"] = {"from": channel.phone_number, "id": context}
         await self._sink.ingest([(notification(channel, {"messages": [item]}, [user.contact()]), now)])
+        self._last_inbound[(channel.id, wa_id)] = now
         return wamid
+
+    async def _last_inbound_at(self, channel: Channel, wa_id: str) -> float | None:
+        key = (channel.id, wa_id)
+        if key not in self._last_inbound:
+            stored = await self._storage.last_inbound_at(channel.id, wa_id)
+            # The user may have written while storage answered: keep the later time.
+            known = [t for t in (stored, self._last_inbound.get(key)) if t is not None]
+            self._last_inbound[key] = max(known, default=None)
+        return self._last_inbound[key]
 
     def typing(self, channel: Channel, wa_id: str) -> None:
         """The business shows "typing…" to the user until it replies or 25 s pass."""
@@ -195,3 +213,32 @@ class SandboxConnector(Connector):
 
     def is_typing(self, channel: Channel, wa_id: str) -> bool:
         return self._typing_until.get((channel.id, wa_id), 0.0) > self._clock.now()
+
+    async def phone_view(self, channel: Channel, wa_id: str) -> dict[str, Any]:
+        """What the user's phone shows: the newest messages with their ticks, templates
+        as the text the user reads, and whether the business is typing."""
+        await self.user(channel, wa_id)
+        entries = await self._storage.conversation(channel.id, wa_id, _PHONE_VIEW_LIMIT)
+        messages = [await self._shown(channel, wa_id, entry) for entry in entries]
+        return {"wa_id": wa_id, "business_typing": self.is_typing(channel, wa_id), "messages": messages}
+
+    async def _shown(self, channel: Channel, wa_id: str, entry: ConversationEntry) -> dict[str, Any]:
+        inbound = entry.direction == "in"
+        shown: dict[str, Any] = {
+            "id": entry.wamid,
+            "from": wa_id if inbound else channel.phone_number,
+            "direction": "inbound" if inbound else "outbound",
+            "type": entry.type,
+            entry.type: entry.content,
+            "status": entry.status,
+            "timestamp": str(int(entry.created_at)),
+        }
+        if entry.context_message_id:
+            shown["context"] = {"id": entry.context_message_id}
+        if entry.type == "template":
+            language = entry.content.get("language")
+            code = str(language.get("code")) if isinstance(language, dict) else ""
+            template = await self._templates.find(channel, str(entry.content.get("name")), code)
+            if template is not None:
+                shown["text"] = render_body(template, entry.content)
+        return shown
