@@ -81,6 +81,7 @@ class Gateway:
         if isinstance(self.clock, ManualClock):
             self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
         s = self.settings
+        await self.templates.backfill_starters()
         self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
         await self.media.start()
         await self._greet(self.seed)

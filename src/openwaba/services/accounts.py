@@ -10,6 +10,7 @@ from openwaba.domain import ids
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
 from openwaba.domain.errors import AuthError, ConflictError, NotFoundError, StateError
 from openwaba.domain.messages import normalise_phone
+from openwaba.services.templates import starter_templates
 from openwaba.storage.base import ApiKeyInfo, Storage
 
 _DEFAULT_USERS = (
@@ -103,7 +104,8 @@ class Accounts:
 
     async def create_waba(self, name: str) -> Waba:
         waba = Waba(ids.numeric_id(), name)
-        await self._storage.create_waba(waba, self._clock.now())
+        now = self._clock.now()
+        await self._storage.create_waba(waba, now, starter_templates(now))
         return waba
 
     async def create_channel(
@@ -162,7 +164,7 @@ class Accounts:
         waba = next(iter(await self._storage.wabas()), None)
         if waba is None:
             waba = Waba(ids.numeric_id(), "openwaba sandbox")
-            await self._storage.create_waba(waba, now)
+            await self._storage.create_waba(waba, now, starter_templates(now))
         return await self._storage.create_channel(
             waba.id, phone_number, ids.numeric_id(), ChannelFormat.CLOUD, "sandbox", ChannelMode.SANDBOX, now
         )

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 from openwaba.clock import Clock
 from openwaba.connectors.base import EventSink
@@ -21,8 +22,10 @@ from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import ConflictError, NotFoundError, RequestError
 from openwaba.domain.payloads import TEMPLATE_FIELD
 from openwaba.domain.templates import Template, TemplateStatus, parse_template_create, review
-from openwaba.services.accounts import Accounts
 from openwaba.storage.base import Storage, StoredTemplate
+
+if TYPE_CHECKING:  # accounts stores starter templates with each new WABA: no import cycle
+    from openwaba.services.accounts import Accounts
 
 # Every new WABA on WhatsApp comes with this template, approved.
 _HELLO_WORLD = StoredTemplate(
@@ -44,6 +47,12 @@ _HELLO_WORLD = StoredTemplate(
     decided_at=0.0,
     created_at=0.0,
 )
+_BACKFILLED = "templates.starters_backfilled"
+
+
+def starter_templates(now: float) -> list[StoredTemplate]:
+    """The templates a new WABA starts with, ready to store beside it."""
+    return [dataclasses.replace(_HELLO_WORLD, id=ids.numeric_id(), created_at=now)]
 
 
 class Templates:
@@ -62,10 +71,8 @@ class Templates:
         self._sink = sink
         self._review_delay = review_delay
         self._reject = reject
-        self._seeded: set[str] = set()
 
     async def create(self, channel: Channel, document: dict[str, object]) -> Template:
-        await self.seed(channel)
         draft = parse_template_create(document)
         decision, reason = review(draft, self._reject)
         now = self._clock.now()
@@ -90,16 +97,13 @@ class Templates:
         return self._view(channel.waba_id, stored)
 
     async def list(self, channel: Channel) -> list[Template]:
-        await self.seed(channel)
         return [self._view(channel.waba_id, t) for t in await self._storage.templates(channel.waba_id)]
 
     async def find(self, channel: Channel, name: str, language: str) -> Template | None:
-        await self.seed(channel)
         stored = await self._storage.template(channel.waba_id, name, language)
         return None if stored is None else self._view(channel.waba_id, stored)
 
     async def delete(self, channel: Channel, name: str) -> int:
-        await self.seed(channel)
         deleted = await self._storage.delete_templates(channel.waba_id, name)
         if not deleted:
             raise NotFoundError(f"No template named '{name}'")
@@ -111,18 +115,17 @@ class Templates:
                 await self._storage.withdraw_event(ids.template_status_event_id(target.id, t.id, t.decision))
         return len(deleted)
 
-    async def seed(self, channel: Channel) -> None:
-        """Give the WABA the `hello_world` template every WABA starts with."""
-        if channel.waba_id in self._seeded:
+    async def backfill_starters(self) -> None:
+        """Once: give WABAs created before templates existed their starter templates.
+        (New WABAs get them in the transaction that creates them.)"""
+        if await self._storage.get_value(_BACKFILLED):
             return
-        # Seeded once per WABA, remembered durably: a deleted hello_world stays deleted.
-        key = f"templates.seeded.{channel.waba_id}"
-        if await self._storage.get_value(key) is None:
-            seeded = dataclasses.replace(_HELLO_WORLD, id=ids.numeric_id(), created_at=self._clock.now())
-            with contextlib.suppress(ConflictError):  # created meanwhile: the seed is idempotent
-                await self._storage.insert_template(channel.waba_id, seeded)
-            await self._storage.set_value(key, "1")
-        self._seeded.add(channel.waba_id)
+        for waba in await self._storage.wabas():
+            if await self._storage.template(waba.id, _HELLO_WORLD.name, _HELLO_WORLD.language) is None:
+                for starter in starter_templates(self._clock.now()):
+                    with contextlib.suppress(ConflictError):  # a half-done earlier backfill
+                        await self._storage.insert_template(waba.id, starter)
+        await self._storage.set_value(_BACKFILLED, "1")
 
     def _view(self, waba_id: str, stored: StoredTemplate) -> Template:
         decided = self._clock.now() >= stored.decided_at

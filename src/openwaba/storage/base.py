@@ -141,7 +141,8 @@ class Storage(abc.ABC):
 
     # accounts -----------------------------------------------------------
     @abc.abstractmethod
-    async def create_waba(self, waba: Waba, now: float) -> None: ...
+    async def create_waba(self, waba: Waba, now: float, templates: Sequence[StoredTemplate] = ()) -> None:
+        """Create a WABA together with the templates it starts with."""
 
     @abc.abstractmethod
     async def wabas(self) -> list[Waba]: ...

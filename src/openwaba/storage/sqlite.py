@@ -127,8 +127,12 @@ class SQLiteStorage(Storage):
         return await future
 
     # accounts -----------------------------------------------------------------
-    async def create_waba(self, waba: Waba, now: float) -> None:
-        await self._run(lambda c: c.execute(_Q["insert_waba"], (waba.id, waba.name, now)))
+    async def create_waba(self, waba: Waba, now: float, templates: Sequence[StoredTemplate] = ()) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(_Q["insert_waba"], (waba.id, waba.name, now))
+            c.executemany(_Q["insert_template"], [_template_row(waba.id, t) for t in templates])
+
+        await self._run(op)
 
     async def wabas(self) -> list[Waba]:
         rows = await self._run(lambda c: c.execute(_Q["select_wabas"]).fetchall())
@@ -489,20 +493,8 @@ class SQLiteStorage(Storage):
 
     # templates -------------------------------------------------------------------
     async def insert_template(self, waba_id: str, template: StoredTemplate) -> None:
-        t = template
-        params = (
-            t.id,
-            waba_id,
-            t.name,
-            t.language,
-            t.category,
-            json.dumps(t.components),
-            t.decision,
-            t.rejected_reason,
-            t.decided_at,
-            t.created_at,
-        )
-        await self._run(lambda c: c.execute(_Q["insert_template"], params))
+        row = _template_row(waba_id, template)
+        await self._run(lambda c: c.execute(_Q["insert_template"], row))
 
     async def templates(self, waba_id: str) -> list[StoredTemplate]:
         rows = await self._run(lambda c: c.execute(_Q["select_templates"], (waba_id,)).fetchall())
@@ -669,3 +661,18 @@ def _settle(outcomes: list[_Outcome]) -> None:
 
 def _template(row: tuple[Any, ...]) -> StoredTemplate:
     return StoredTemplate(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])
+
+
+def _template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
+    return (
+        t.id,
+        waba_id,
+        t.name,
+        t.language,
+        t.category,
+        json.dumps(t.components),
+        t.decision,
+        t.rejected_reason,
+        t.decided_at,
+        t.created_at,
+    )
