@@ -13,6 +13,7 @@ from pathlib import Path
 
 from openwaba.domain.errors import ConfigError
 from openwaba.domain.retry import DEFAULT_DELAYS, DEFAULT_HORIZON, DEFAULT_JITTER, RetryPolicy, parse_delays
+from openwaba.domain.throttle import THROUGHPUT_DEFAULT
 
 _PREFIX = "OPENWABA_"
 
@@ -33,7 +34,7 @@ class Settings:
     sandbox_template_review_seconds: float = 2.0
     sandbox_template_reject: str = "reject"
     # per-number limits (130429 throughput, 131056 pair rate); channels can override both
-    throughput: float = 80.0
+    throughput: float = THROUGHPUT_DEFAULT
     rate_limits: bool = True
     # delivery engine
     retry_delays: tuple[float, ...] = DEFAULT_DELAYS

@@ -265,9 +265,9 @@ def wait_for_status_events(srv: Server, wamid: str, count: int = 1) -> list[dict
 def make_seeded_number_on_premise(srv: Server) -> None:
     """Turn the seeded sandbox number (the one with simulated users) into an On-Premise number.
 
-    No API can do this, and numbers made with the partner API have no simulated
-    users (see test_messaging.py's xfail), so this changes the stored format while the
-    server is stopped; everything else runs through the real server.
+    No API changes a number's format, so this changes the stored format while the
+    server is stopped (everything else runs through the real server). New tests
+    should create an On-Premise number with the partner API and `sandbox_users`.
     """
     srv.stop()
     conn = sqlite3.connect(srv.db_path)

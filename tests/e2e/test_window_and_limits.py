@@ -18,15 +18,14 @@ from .messaging_support import (
     UNKNOWN_RECIPIENT,
     assert_graph_error,
     cloud,
-    make_seeded_number_on_premise,
     status_events,
     stored_counts,
     wait_flat,
     wait_for_status_events,
     wait_statuses,
 )
-from .routing_support import PARTNER_ENV, demo_number, partner, partner_ok
-from .support import ALICE, BRUNO, CHEN, USER_NAMES, Receiver, Server, ServerFactory, text_message
+from .routing_support import PARTNER_ENV, demo_number, new_number, partner, partner_ok
+from .support import ALICE, BRUNO, CHEN, Receiver, Server, ServerFactory, text_message
 
 pytestmark = pytest.mark.e2e
 
@@ -113,12 +112,14 @@ def test_the_window_moves_with_each_inbound_message(server: ServerFactory, recei
 
 
 def test_on_premise_number_reports_a_closed_window_as_470(server: ServerFactory, receiver: Receiver) -> None:
-    srv = server()
-    make_seeded_number_on_premise(srv)
-    srv.set_webhook(receiver.url)
-    srv.advance_clock(WINDOW + 1)
+    srv = server(PARTNER_ENV)
+    legacy = new_number(srv, type="on_premise", sandbox_users=[ALICE])
+    legacy.set_webhook(receiver.url)
+    legacy.user_says(ALICE, "hello")  # opens the window ...
+    srv.advance_clock(WINDOW + 1)  # ... which then closes
+    [alice] = legacy.ok("GET", "/sandbox/users")["users"]
 
-    reply = srv.call("POST", "/v1/messages", {"to": ALICE, "text": {"body": "are you still there?"}})
+    reply = legacy.call("POST", "/v1/messages", {"to": ALICE, "text": {"body": "are you still there?"}})
     assert reply.status == 201, reply.body
     wamid = reply.json()["messages"][0]["id"]
     got = wait_flat(receiver, "statuses", lambda s: s.get("id") == wamid, f"the flat status of {wamid}")
@@ -128,7 +129,7 @@ def test_on_premise_number_reports_a_closed_window_as_470(server: ServerFactory,
     [error] = status["errors"]
     assert error["code"] == 470, error
     assert "24 hours" in error["title"], error
-    assert got.json["contacts"] == [{"profile": {"name": USER_NAMES[ALICE]}, "wa_id": ALICE}]
+    assert got.json["contacts"] == [{"profile": {"name": alice["name"]}, "wa_id": ALICE}]
     assert len(status_events(srv, wamid)) == 1
 
 

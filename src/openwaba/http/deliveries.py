@@ -64,9 +64,9 @@ async def list_notices(request: Request) -> Response:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    depth, oldest = await gateway(request).storage.queue_stats()
+    depth, oldest_age = await gateway(request).delivery_log.queue_gauges()
     metrics.queue_depth.set(depth)
-    metrics.oldest_pending.set(max(0.0, gateway(request).clock.now() - oldest) if oldest is not None else 0)
+    metrics.oldest_pending.set(oldest_age)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

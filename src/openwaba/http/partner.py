@@ -20,9 +20,7 @@ from openwaba.domain.errors import AuthError, NotFoundError, RequestError, State
 from openwaba.gateway import Gateway
 from openwaba.http.cloud import gateway
 from openwaba.http.responses import json_body, json_response
-from openwaba.services.limits import check_limits
 from openwaba.services.webhooks import check_retry_horizon
-from openwaba.storage.base import ChannelLimits
 
 PREFIX = "/api/v2/partners/{partner_id}"
 
@@ -109,15 +107,8 @@ async def update_channel(request: Request, gw: Gateway) -> Response:
     horizon = _number(body, "retry_horizon_seconds") if "retry_horizon_seconds" in body else None
     if "retry_horizon_seconds" in body:
         check_retry_horizon(horizon)
-    limits = None
-    if "throughput" in body or "rate_limits" in body:
-        current = await gw.storage.channel_limits(channel.id)
-        flag = body.get("rate_limits", current.rate_limits)
-        if flag is not None and not isinstance(flag, bool):
-            raise RequestError(100, "'rate_limits' must be true, false or null")
-        throughput = _number(body, "throughput") if "throughput" in body else current.throughput
-        limits = ChannelLimits(throughput, flag)
-        check_limits(limits)
+    limit_changes: dict[str, Any] = {k: body[k] for k in ("throughput", "rate_limits") if k in body}
+    limits = await gw.limits.merged(channel, limit_changes) if limit_changes else None
     if "retry_horizon_seconds" in body:
         await gw.webhooks.set_retry_horizon(channel, horizon)
     if limits is not None:

@@ -61,6 +61,11 @@ class DeliveryLog:
         """Operational events of the number, newest first (e.g. a destination disabled by 410 Gone)."""
         return await self._storage.notices(channel.id, limit)
 
+    async def queue_gauges(self) -> tuple[int, float]:
+        """Pending deliveries, and how long the oldest has waited (seconds; 0 when none)."""
+        depth, oldest = await self._storage.queue_stats()
+        return depth, max(0.0, self._clock.now() - oldest) if oldest is not None else 0.0
+
     async def replay(self, channel: Channel, where: DeliveryFilter) -> int:
         """Make matching deliveries due now, on the same event ids, with a fresh horizon."""
         _check(where)

@@ -6,6 +6,8 @@ forgets it only ever lets a little more through, never loses a message.
 
 from __future__ import annotations
 
+from typing import Any
+
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import RequestError
 from openwaba.domain.throttle import PAIR_RATE, Rate
@@ -24,31 +26,53 @@ class Limits:
         self._storage = storage
         self._default_throughput = throughput
         self._default_enabled = enabled
-        self._settings: dict[int, ChannelLimits] = {}
+        # Effective settings per channel, with the number's rate built once.
+        self._effective: dict[int, tuple[ChannelLimits, Rate]] = {}
         self._number_due: dict[int, float] = {}
         self._pair_due: dict[tuple[int, str], float] = {}
 
     async def settings(self, channel: Channel) -> ChannelLimits:
         """The channel's effective limits: its own, else the deployment's."""
-        own = self._settings.get(channel.id)
-        if own is None:
-            own = self._settings[channel.id] = await self._storage.channel_limits(channel.id)
-        return ChannelLimits(
-            throughput=own.throughput if own.throughput is not None else self._default_throughput,
-            rate_limits=own.rate_limits if own.rate_limits is not None else self._default_enabled,
-        )
+        return (await self._settings_and_rate(channel))[0]
+
+    async def _settings_and_rate(self, channel: Channel) -> tuple[ChannelLimits, Rate]:
+        cached = self._effective.get(channel.id)
+        if cached is None:
+            own = await self._storage.channel_limits(channel.id)
+            limits = ChannelLimits(
+                throughput=own.throughput if own.throughput is not None else self._default_throughput,
+                rate_limits=own.rate_limits if own.rate_limits is not None else self._default_enabled,
+            )
+            cached = self._effective[channel.id] = (limits, Rate.per_second(limits.throughput or 1.0))
+        return cached
+
+    async def merged(self, channel: Channel, changes: dict[str, Any]) -> ChannelLimits:
+        """The channel's own limits with `changes` (`throughput`, `rate_limits`; null
+        means the default) applied and checked, not yet stored."""
+        own = await self._storage.channel_limits(channel.id)
+        throughput, flag = own.throughput, own.rate_limits
+        if "throughput" in changes:
+            throughput = changes["throughput"]
+            if throughput is not None and (isinstance(throughput, bool) or not isinstance(throughput, int | float)):
+                raise RequestError(100, "'throughput' must be a number or null")
+        if "rate_limits" in changes:
+            flag = changes["rate_limits"]
+            if flag is not None and not isinstance(flag, bool):
+                raise RequestError(100, "'rate_limits' must be true, false or null")
+        limits = ChannelLimits(None if throughput is None else float(throughput), flag)
+        check_limits(limits)
+        return limits
 
     async def configure(self, channel: Channel, limits: ChannelLimits) -> None:
         check_limits(limits)
         await self._storage.set_channel_limits(channel.id, limits)
-        self._settings.pop(channel.id, None)
+        self._effective.pop(channel.id, None)
 
     async def admit(self, channel: Channel, wa_id: str, now: float) -> None:
         """Count one outgoing message, or raise the error WhatsApp gives when over a limit."""
-        limits = await self.settings(channel)
+        limits, number_rate = await self._settings_and_rate(channel)
         if not limits.rate_limits:
             return
-        number_rate = Rate.per_second(limits.throughput or 1.0)
         number_due = number_rate.admit(self._number_due.get(channel.id), now)
         if number_due is None:
             raise RequestError(
