@@ -33,6 +33,8 @@ class Settings:
     # names matching the pattern are rejected (as are bodies that start or end with a variable)
     sandbox_template_review_seconds: float = 2.0
     sandbox_template_reject: str = "reject"
+    # a scenario file applied to the demo number at every start (see the README, "Scenarios")
+    sandbox_scenario: Path | None = None
     # per-number limits (130429 throughput, 131056 pair rate); channels can override both
     throughput: float = THROUGHPUT_DEFAULT
     rate_limits: bool = True
@@ -126,6 +128,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "sandbox_status_delays": _three_delays,
     "sandbox_template_review_seconds": float,
     "sandbox_template_reject": str,
+    "sandbox_scenario": Path,
     "throughput": float,
     "rate_limits": _boolean,
     "retry_delays": parse_delays,

@@ -21,6 +21,7 @@ from openwaba.services.ingest import Ingest
 from openwaba.services.limits import Limits
 from openwaba.services.media import Media
 from openwaba.services.profiles import Profiles
+from openwaba.services.scenarios import Scenarios
 from openwaba.services.sending import Sending
 from openwaba.services.templates import Templates
 from openwaba.services.webhooks import Webhooks
@@ -62,8 +63,15 @@ class Gateway:
             settings.sandbox_template_review_seconds,
             re.compile(settings.sandbox_template_reject) if settings.sandbox_template_reject else None,
         )
+        self.scenarios = Scenarios(self.storage)
         self.sandbox = SandboxConnector(
-            self.storage, self.ingest, self.clock, settings.sandbox_status_delays, self.media, self.templates
+            self.storage,
+            self.ingest,
+            self.clock,
+            settings.sandbox_status_delays,
+            self.media,
+            self.templates,
+            self.scenarios,
         )
         connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
         self.profiles = Profiles(self.storage)
@@ -83,6 +91,8 @@ class Gateway:
         s = self.settings
         await self.templates.backfill_starters()
         self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
+        if s.sandbox_scenario is not None:
+            await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
         await self.media.start()
         await self._greet(self.seed)
         recovered = await self.sending.recover()

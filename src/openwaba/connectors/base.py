@@ -23,9 +23,12 @@ class ConnectorError(OpenwabaError):
 
 
 class EventSink(Protocol):
-    async def ingest(self, notifications: Sequence[tuple[dict[str, Any], float]]) -> None:
+    async def ingest(
+        self, notifications: Sequence[tuple[dict[str, Any], float]], injected: Sequence[tuple[str, ...]] = ()
+    ) -> None:
         """Take Meta `whatsapp_business_account` notifications, each with the
-        time it happened, and commit them together."""
+        time it happened, and commit them together. `injected` (parallel to
+        `notifications`, when given) labels what a sandbox scenario made up."""
 
 
 class Connector(abc.ABC):

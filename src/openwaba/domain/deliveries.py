@@ -81,6 +81,11 @@ class DeliveryView:
     deadline: float
     last_status: int | None
     last_error: str | None
+    injected: str | None = None  # comma-separated labels of what a sandbox scenario made up
+
+    @property
+    def injected_labels(self) -> list[str]:
+        return self.injected.split(",") if self.injected else []
 
 
 @dataclass(frozen=True, slots=True)

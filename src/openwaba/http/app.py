@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from openwaba.config import Settings
 from openwaba.gateway import Gateway
-from openwaba.http import cloud, configs, deliveries, media, onpremise, partner, sandbox, templates
+from openwaba.http import cloud, configs, deliveries, media, onpremise, partner, sandbox, scenarios, templates
 from openwaba.http.responses import flat_error
 
 
@@ -39,6 +39,7 @@ def create_app(
             *templates.routes,
             *configs.routes,
             *sandbox.routes,
+            *scenarios.routes,
             *partner.routes,
             *deliveries.routes,
             Route("/openapi.json", _openapi, methods=["GET"]),

@@ -132,6 +132,7 @@ def _delivery(d: DeliveryView) -> dict[str, Any]:
         "deadline": d.deadline,
         "last_status": d.last_status,
         "last_error": d.last_error,
+        "injected": d.injected_labels,
     }
 
 

@@ -36,12 +36,15 @@ class Ingest:
         self._webhooks = webhooks
         self._on_new_work = on_new_work
 
-    async def ingest(self, notifications: Sequence[tuple[dict[str, Any], float]]) -> None:
+    async def ingest(
+        self, notifications: Sequence[tuple[dict[str, Any], float]], injected: Sequence[tuple[str, ...]] = ()
+    ) -> None:
         events: list[NewEvent] = []
         inbound: list[InboundMessage] = []
-        for notification, at in notifications:
+        labels = list(injected) or [()] * len(notifications)
+        for (notification, at), made_up in zip(notifications, labels):
             for item in split_notification(notification):
-                event = await self._event(item, at)
+                event = await self._event(item, at, made_up)
                 if event is None:
                     continue
                 events.append(event)
@@ -51,7 +54,7 @@ class Ingest:
             await self._storage.ingest(events, inbound)
             self._on_new_work()
 
-    async def _event(self, item: EventItem, at: float) -> NewEvent | None:
+    async def _event(self, item: EventItem, at: float, injected: tuple[str, ...]) -> NewEvent | None:
         try:
             if item.phone_number_id:
                 channel = await self._accounts.by_phone_number_id(item.phone_number_id)
@@ -66,8 +69,10 @@ class Ingest:
             event_id = ids.template_status_event_id(
                 channel.id, str(item.item.get("message_template_id")), str(item.item.get("event"))
             )
+        elif wamid is None or "duplicate" in injected:  # a duplicate is a second event with the same payload
+            event_id = ids.event_id()
         else:
-            event_id = ids.event_id() if wamid is None else ids.stable_event_id(channel.id, item.kind, wamid, status)
+            event_id = ids.stable_event_id(channel.id, item.kind, wamid, status)
         return NewEvent(
             id=event_id,
             channel_id=channel.id,
@@ -79,6 +84,7 @@ class Ingest:
             deadline=at + (await self._webhooks.retry_horizon(channel) or self._default_horizon),
             order_key=f"{channel.id}:{item.wa_id or ''}",
             message_status=status,
+            injected=injected,
         )
 
 

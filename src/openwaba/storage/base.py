@@ -39,6 +39,7 @@ class NewEvent:
     deadline: float  # the retry horizon of its deliveries
     order_key: str  # channel and user: the conversation this event belongs to
     message_status: str | None = None  # for status events: the outbound message's new status
+    injected: tuple[str, ...] = ()  # what a sandbox scenario made up about this event (shown in the log)
 
 
 @dataclass(frozen=True, slots=True)

@@ -314,12 +314,13 @@ class SQLiteStorage(Storage):
                 row = (m.wamid, m.channel_id, m.wa_id, m.type, json.dumps(m.content), m.created_at)
                 c.execute(_Q["insert_inbound_message"], row)
             for e in events:
-                params = (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body)
+                injected = ",".join(e.injected) or None
+                params = (e.id, e.channel_id, e.kind, e.wamid, e.order_key, e.created_at, e.body, injected)
                 if not c.execute(_Q["insert_event"], params).rowcount:
                     continue  # already ingested: a duplicate notification
                 _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
-                    c.execute(_Q["update_message_status"], (e.message_status, e.wamid))
+                    c.execute(_Q["update_message_status"], {"status": e.message_status, "wamid": e.wamid})
 
         await self._run(op)
 

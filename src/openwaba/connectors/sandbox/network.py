@@ -25,11 +25,13 @@ from openwaba.connectors.base import Connector, EventSink
 from openwaba.connectors.sandbox.notifications import inbound_item, notification, status_item
 from openwaba.domain import ids
 from openwaba.domain.accounts import Channel, SandboxUser
-from openwaba.domain.errors import NotFoundError, RequestError, webhook_error
+from openwaba.domain.errors import CATALOGUE, NotFoundError, RequestError, webhook_error
 from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
+from openwaba.domain.scenarios import STEPS, plan_statuses
 from openwaba.domain.template_send import check_template_send, render_body, template_delivery_error
 from openwaba.services.media import Media
+from openwaba.services.scenarios import Scenarios
 from openwaba.services.templates import Templates
 from openwaba.storage.base import ConversationEntry, MediaFile, QueuedMessage, Storage
 
@@ -37,6 +39,7 @@ WINDOW = 24 * 3600.0  # the customer-service window, seconds after the user's la
 TYPING_LIFETIME = 25.0  # a typing indicator disappears after this, or at the reply
 _PHONE_VIEW_LIMIT = 100  # messages shown in a user's view of the chat
 
+INJECTED_NOTE = "(injected by the sandbox scenario)"
 _UNDELIVERABLE = (
     "Message failed to send because the recipient is not a WhatsApp user of this sandbox "
     "(not one of its simulated users)."
@@ -57,7 +60,9 @@ class SandboxConnector(Connector):
         status_delays: tuple[float, float, float],
         media: Media,
         templates: Templates,
+        scenarios: Scenarios,
     ):
+        self._scenarios = scenarios
         self._storage = storage
         self._sink = sink
         self._clock = clock
@@ -86,6 +91,9 @@ class SandboxConnector(Connector):
         return user
 
     async def check(self, channel: Channel, message: OutgoingMessage) -> None:
+        failure = await self._scenarios.failure(channel, message.wa_id, synchronous=True)
+        if failure is not None:
+            raise RequestError(failure.code, f"{CATALOGUE[failure.code].title} {INJECTED_NOTE}")
         missing = await self._media.missing(channel, media_references(message))
         if missing:
             raise RequestError(100, f"Param id '{missing[0]}' is not a valid media id of this phone number")
@@ -101,25 +109,34 @@ class SandboxConnector(Connector):
         last = await self._last_inbound_at(channel, user.wa_id) if user else None
         in_window = last is not None and queued.created_at - last <= WINDOW
         error = self._failure(message, in_window) if user else None
+        injected: tuple[str, ...] = ()
+        if user is not None and error is None:
+            failure = await self._scenarios.failure(channel, user.wa_id, synchronous=False)
+            if failure is not None:
+                error, injected = webhook_error(failure.code, INJECTED_NOTE), ("failure",)
         at = queued.created_at + self._delays[0]
-        callback = message.biz_opaque_callback_data
         if user is None or error is not None:
             failed = status_item(
                 queued.wamid, "failed", at, message.wa_id, errors=[error or webhook_error(131026, _UNDELIVERABLE)],
-                biz_opaque_callback_data=callback,
+                biz_opaque_callback_data=message.biz_opaque_callback_data,
             )
             contacts = [user.contact()] if user else []
-            await self._sink.ingest([(notification(channel, {"statuses": [failed]}, contacts), at)])
+            await self._sink.ingest([(notification(channel, {"statuses": [failed]}, contacts), at)], [injected])
             return
+        await self._deliver(channel, queued, user, in_window)
+
+    async def _deliver(self, channel: Channel, queued: QueuedMessage, user: SandboxUser, in_window: bool) -> None:
+        """The status webhooks of a delivered message, as the number's scenario has them."""
+        message = queued.message
         # A reaction is only ever `sent`, never delivered or read (360dialog documents this).
-        steps = ("sent",) if message.type == "reaction" else ("sent", "delivered", "read")
-        start = queued.created_at
+        steps = ("sent",) if message.type == "reaction" else STEPS
+        scenario = await self._scenarios.effective(channel, user.wa_id)
+        planned = plan_statuses(scenario, self._delays, steps, self._scenarios.rng(channel))
         pricing = await self._pricing(channel, message, in_window)
+        start = queued.created_at
         await self._sink.ingest(
-            [
-                self._status(channel, queued, user, step, start + self._delays[i], pricing)
-                for i, step in enumerate(steps)
-            ]
+            [self._status(channel, queued, user, step.status, start + step.delay, pricing) for step in planned],
+            [step.injected for step in planned],
         )
 
     async def _pricing(self, channel: Channel, message: OutgoingMessage, in_window: bool) -> dict[str, Any]:

@@ -92,10 +92,15 @@ FROM messages WHERE dispatched = 0 ORDER BY created_at LIMIT ?;
 UPDATE messages SET dispatched = 1 WHERE wamid = ?;
 
 -- name: update_message_status
-UPDATE messages SET status = ? WHERE wamid = ?;
+-- Statuses only move forward: a `delivered` posted after `read` (out of order) leaves `read`.
+UPDATE messages SET status = :status
+WHERE wamid = :wamid
+  AND (CASE :status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END)
+    > (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END);
 
 -- name: insert_event
-INSERT OR IGNORE INTO events (id, channel_id, kind, wamid, order_key, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?);
+INSERT OR IGNORE INTO events (id, channel_id, kind, wamid, order_key, created_at, body, injected)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_delivery
 -- Inserts nothing when the destination was removed after routing was decided.
@@ -203,7 +208,7 @@ UPDATE channels SET retry_horizon = ? WHERE id = ?;
 
 -- name: select_deliveries
 SELECT d.id, d.event_id, e.kind, e.wamid, t.kind, t.name, t.url, d.state, d.attempts, d.created_at,
-       d.next_attempt_at, d.deadline, d.last_status, d.last_error
+       d.next_attempt_at, d.deadline, d.last_status, d.last_error, e.injected
 FROM deliveries d
 JOIN events e ON e.id = d.event_id
 JOIN destinations t ON t.id = d.destination_id

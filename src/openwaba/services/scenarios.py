@@ -1,0 +1,103 @@
+"""The scenarios of sandbox numbers: set per number and per simulated user, kept
+in storage (a restart keeps them), with one seeded random generator per number."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from openwaba.domain.accounts import Channel
+from openwaba.domain.errors import ConfigError, RequestError
+from openwaba.domain.scenarios import Failure, Scenario, draw_failure, parse_scenario
+from openwaba.storage.base import Storage
+
+_NUMBER = ""  # the layer key of the number's own scenario; users are keyed by wa_id
+
+
+class Scenarios:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._layers: dict[int, dict[str, Scenario]] = {}
+        self._rngs: dict[int, random.Random] = {}
+
+    async def get(self, channel: Channel, wa_id: str | None = None) -> Scenario:
+        """The layer as set (the number's, or one user's), not merged."""
+        return (await self._of(channel)).get(wa_id or _NUMBER, Scenario())
+
+    async def set(self, channel: Channel, wa_id: str | None, document: Any) -> Scenario:
+        """Replace a layer; a seed restarts the number's random choices."""
+        scenario = parse_scenario(document)
+        if wa_id and scenario.seed is not None:
+            raise RequestError(100, "'seed' is set for the whole number: PUT /sandbox/scenario")
+        layers = await self._of(channel)
+        layers[wa_id or _NUMBER] = scenario
+        if scenario.seed is not None:
+            self._rngs[channel.id] = random.Random(scenario.seed)
+        await self._save(channel)
+        return scenario
+
+    async def clear(self, channel: Channel, wa_id: str | None = None) -> None:
+        (await self._of(channel)).pop(wa_id or _NUMBER, None)
+        await self._save(channel)
+
+    async def effective(self, channel: Channel, wa_id: str) -> Scenario:
+        """The user's settings over the number's."""
+        layers = await self._of(channel)
+        return layers.get(wa_id, Scenario()).over(layers.get(_NUMBER, Scenario()))
+
+    def rng(self, channel: Channel) -> random.Random:
+        rng = self._rngs.get(channel.id)
+        if rng is None:
+            seed = self._layers.get(channel.id, {}).get(_NUMBER, Scenario()).seed
+            rng = self._rngs[channel.id] = random.Random(seed)
+        return rng
+
+    async def failure(self, channel: Channel, wa_id: str, *, synchronous: bool) -> Failure | None:
+        """The injected failure this message gets, if any (a `next` count is used up)."""
+        layers = await self._of(channel)
+        owner = wa_id if layers.get(wa_id, Scenario()).failure is not None else _NUMBER
+        failure = layers.get(owner, Scenario()).failure
+        if failure is None or failure.synchronous != synchronous:
+            return None
+        hit, left = draw_failure(failure, self.rng(channel))
+        if left != failure:
+            layers[owner] = dataclasses.replace(layers[owner], failure=left)
+            await self._save(channel)
+        return failure if hit else None
+
+    async def load_file(self, channel: Channel, path: Path) -> None:
+        """Apply a scenario file: `{"scenario": {...}, "users": {"<wa_id>": {...}}}`."""
+        try:
+            document = msgspec.json.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"OPENWABA_SANDBOX_SCENARIO: cannot read {path}: {exc}") from None
+        if not isinstance(document, dict) or not set(document) <= {"scenario", "users"}:
+            raise ConfigError('OPENWABA_SANDBOX_SCENARIO: expected {"scenario": {...}, "users": {"<wa_id>": {...}}}')
+        try:
+            if "scenario" in document:
+                await self.set(channel, None, document["scenario"])
+            for wa_id, layer in (document.get("users") or {}).items():
+                await self.set(channel, str(wa_id), layer)
+        except RequestError as exc:
+            raise ConfigError(f"OPENWABA_SANDBOX_SCENARIO: {exc.details}") from None
+
+    async def _of(self, channel: Channel) -> dict[str, Scenario]:
+        layers = self._layers.get(channel.id)
+        if layers is None:
+            raw = await self._storage.get_value(_key(channel))
+            stored: dict[str, Any] = msgspec.json.decode(raw) if raw else {}
+            layers = self._layers[channel.id] = {k: parse_scenario(v) for k, v in stored.items()}
+        return layers
+
+    async def _save(self, channel: Channel) -> None:
+        layers = self._layers.get(channel.id, {})
+        document = {k: v.view() for k, v in layers.items() if v.view()}
+        await self._storage.set_value(_key(channel), msgspec.json.encode(document).decode())
+
+
+def _key(channel: Channel) -> str:
+    return f"scenario.{channel.id}"
