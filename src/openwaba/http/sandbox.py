@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -11,6 +9,7 @@ from starlette.routing import Route
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import RequestError, StateError
 from openwaba.domain.media import clean_mime_type
+from openwaba.domain.user_actions import parse_user_action
 from openwaba.http.cloud import channel_of, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
 from openwaba.http.uploads import chunks, file_part, multipart_form
@@ -34,8 +33,8 @@ async def list_users(request: Request) -> Response:
 
 @flat_face
 async def user_message(request: Request) -> Response:
-    """A simulated user writes: JSON text (`{"text": "hi"}`, optionally `context`
-    to reply to a message), or a multipart `file` (+ `caption`) sent as media."""
+    """A simulated user acts: JSON (text, location, contacts, reaction, a button or
+    list-row tap; see domain/user_actions), or a multipart `file` (+ `caption`) sent as media."""
     channel = await sandbox_channel(request)
     gw = gateway(request)
     wa_id = request.path_params["wa_id"]
@@ -43,12 +42,7 @@ async def user_message(request: Request) -> Response:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         wamid = await _user_media(request, channel, wa_id)
     else:
-        body = await json_body(request)
-        context = body.get("context")
-        reply_to = context.get("message_id") if isinstance(context, dict) else None
-        if reply_to is not None and not isinstance(reply_to, str):
-            raise RequestError(100, "'context.message_id' must be a string")
-        wamid = await gw.sandbox.user_says(channel, wa_id, _text(body), reply_to)
+        wamid = await gw.sandbox.user_acts(channel, wa_id, parse_user_action(await json_body(request)))
     return json_response({"messages": [{"id": wamid}]})
 
 
@@ -84,19 +78,6 @@ async def move_clock(request: Request) -> Response:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_CLOCK_STEP:
         raise RequestError(100, f"'advance_seconds' must be a number from 0 to {MAX_CLOCK_STEP} (ten years)")
     return json_response({"now": await gateway(request).advance_clock(float(seconds))})
-
-
-def _text(body: dict[str, Any]) -> str:
-    """Accept `{"text": "hi"}` and the WhatsApp form `{"type": "text", "text": {"body": "hi"}}`."""
-    text = body.get("text")
-    if isinstance(text, dict):
-        text = text.get("body")
-    if not isinstance(text, str) or not text:
-        raise RequestError(131008, 'Send {"text": "..."} or {"type": "text", "text": {"body": "..."}}')
-    if body.get("type", "text") != "text":
-        raise RequestError(131051, "Send media as multipart/form-data with a 'file' part (and optional 'caption')")
-    return text
-
 
 
 routes = [

@@ -323,6 +323,10 @@ class Storage(abc.ABC):
     async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
         """The newest `limit` messages between the number and the user, newest first."""
 
+    @abc.abstractmethod
+    async def conversation_message(self, channel_id: int, wa_id: str, wamid: str) -> ConversationEntry | None:
+        """One message of the conversation between the number and the user."""
+
     # media -------------------------------------------------------------------
     @abc.abstractmethod
     async def insert_media(self, media: MediaFile) -> None: ...

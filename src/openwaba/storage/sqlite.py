@@ -470,7 +470,12 @@ class SQLiteStorage(Storage):
     async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
         params = (channel_id, wa_id, limit)
         rows = await self._run(lambda c: c.execute(_Q["select_conversation"], params).fetchall())
-        return [ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6]) for r in rows]
+        return [_conversation_entry(r) for r in rows]
+
+    async def conversation_message(self, channel_id: int, wa_id: str, wamid: str) -> ConversationEntry | None:
+        params = (channel_id, wa_id, wamid)
+        row = await self._run(lambda c: c.execute(_Q["select_conversation_message"], params).fetchone())
+        return _conversation_entry(row) if row else None
 
     # media -----------------------------------------------------------------------
     async def insert_media(self, media: MediaFile) -> None:
@@ -677,3 +682,7 @@ def _template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
         t.decided_at,
         t.created_at,
     )
+
+
+def _conversation_entry(r: tuple[Any, ...]) -> ConversationEntry:
+    return ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])

@@ -30,6 +30,8 @@ from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
 from openwaba.domain.scenarios import STEPS, plan_statuses
 from openwaba.domain.template_send import check_template_send, render_body, template_delivery_error
+from openwaba.domain.templates import find_component
+from openwaba.domain.user_actions import TAPS, UserAction, tapped_reply, tapped_template_button
 from openwaba.services.media import Media
 from openwaba.services.scenarios import Scenarios
 from openwaba.services.templates import Templates
@@ -189,6 +191,28 @@ class SandboxConnector(Connector):
         """A simulated user writes a text message to the business number; returns its wamid."""
         return await self._user_sends(channel, wa_id, "text", {"body": text}, context)
 
+    async def user_acts(self, channel: Channel, wa_id: str, action: UserAction) -> str:
+        """A simulated user sends a message of any type, or taps a button or list row; returns its wamid."""
+        if action.type not in TAPS:
+            return await self._user_sends(channel, wa_id, action.type, action.content, action.reply_to)
+        reply_to = str(action.reply_to)
+        tapped = await self._storage.conversation_message(channel.id, wa_id, reply_to)
+        if tapped is None or tapped.direction != "out":
+            raise NotFoundError(f"{reply_to} is not a message this number sent to {wa_id}")
+        if action.type != "button":
+            reply = tapped_reply(action, tapped.type, tapped.content)
+            return await self._user_sends(channel, wa_id, "interactive", reply, reply_to)
+        template = None
+        if tapped.type == "template":
+            language = tapped.content.get("language")
+            code = str(language.get("code")) if isinstance(language, dict) else ""
+            template = await self._templates.find(channel, str(tapped.content.get("name")), code)
+        if template is None:
+            raise RequestError(100, f"Message {reply_to} is not a template with buttons")
+        buttons = (find_component(template.components, "BUTTONS") or {}).get("buttons") or []
+        button = tapped_template_button(action, tapped.content, list(buttons))
+        return await self._user_sends(channel, wa_id, "button", button, reply_to)
+
     async def user_sends_media(
         self, channel: Channel, wa_id: str, media: MediaFile, kind: MediaKind, caption: str | None
     ) -> str:
@@ -202,9 +226,7 @@ class SandboxConnector(Connector):
             content["animated"] = kind.animated
         return await self._user_sends(channel, wa_id, kind.name, content, None)
 
-    async def _user_sends(
-        self, channel: Channel, wa_id: str, type_name: str, content: dict[str, Any], context: str | None
-    ) -> str:
+    async def _user_sends(self, channel: Channel, wa_id: str, type_name: str, content: Any, context: str | None) -> str:
         user = await self.user(channel, wa_id)
         now = self._clock.now()
         wamid = ids.wamid(wa_id, outbound=False)

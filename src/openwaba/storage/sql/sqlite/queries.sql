@@ -284,6 +284,10 @@ SELECT wamid, direction, type, content, context_message_id, status, created_at
 FROM messages WHERE channel_id = ? AND wa_id = ?
 ORDER BY created_at DESC, rowid DESC LIMIT ?;
 
+-- name: select_conversation_message
+SELECT wamid, direction, type, content, context_message_id, status, created_at
+FROM messages WHERE channel_id = ? AND wa_id = ? AND wamid = ?;
+
 -- name: insert_media
 INSERT INTO media (id, channel_id, sha256, mime_type, file_size, filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?);
 
