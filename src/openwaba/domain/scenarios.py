@@ -52,6 +52,14 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Rule:
+    """The simulated user answers a business message containing `contains` (any case) with `reply`."""
+
+    contains: str
+    reply: str
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """One layer of settings; None means "not set here" so layers can be merged."""
 
@@ -61,6 +69,7 @@ class Scenario:
     duplicates: int | None = None  # each status webhook is posted this many extra times
     failure: Failure | None = None
     seed: int | None = None
+    rules: tuple[Rule, ...] | None = None  # the user's automatic answers, first match wins
 
     def over(self, base: Scenario) -> Scenario:
         """This layer on top of `base`: each field set here wins."""
@@ -77,6 +86,8 @@ class Scenario:
         for name in ("out_of_order", "duplicates", "seed"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        if self.rules is not None:
+            out["rules"] = [{"contains": r.contains, "reply": r.reply} for r in self.rules]
         if self.failure is not None:
             fail: dict[str, Any] = {"code": self.failure.code, "probability": self.failure.probability}
             if self.failure.remaining is not None:
@@ -98,7 +109,7 @@ def parse_scenario(body: Any) -> Scenario:
     """A scenario from its JSON form; RequestError (100) naming the field otherwise."""
     if not isinstance(body, dict):
         raise RequestError(100, "A scenario is a JSON object, e.g. {\"drop\": [\"read\"]}")
-    known = {"delays", "drop", "never_reads", "skip_delivered", "out_of_order", "duplicates", "fail", "seed"}
+    known = {"delays", "drop", "never_reads", "skip_delivered", "out_of_order", "duplicates", "fail", "seed", "rules"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise RequestError(100, f"Unknown scenario field '{unknown[0]}'; known fields: {', '.join(sorted(known))}")
@@ -110,7 +121,14 @@ def parse_scenario(body: Any) -> Scenario:
         duplicates=_count(body, "duplicates", 0, 5),
         failure=_failure(body["fail"]) if body.get("fail") is not None else None,
         seed=_count(body, "seed", 0, 2**63 - 1),
+        rules=_rules(body["rules"]) if body.get("rules") is not None else None,
     )
+
+
+def auto_reply(scenario: Scenario, text: str) -> str | None:
+    """The user's answer to a business message reading `text`, if a rule matches."""
+    lowered = text.lower()
+    return next((r.reply for r in scenario.rules or () if r.contains.lower() in lowered), None)
 
 
 def plan_statuses(
@@ -173,6 +191,21 @@ def _delays(raw: Any) -> dict[str, Delay]:
             raise RequestError(100, f"'delays.{step}' must be seconds (0 to {_WEEK}) or [low, high] with low <= high")
         out[step] = Delay(low, high)
     return out
+
+
+def _rules(raw: Any) -> tuple[Rule, ...]:
+    shape = "'rules' is a list of {\"contains\": \"price\", \"reply\": \"How much is it?\"}"
+    if not isinstance(raw, list) or len(raw) > 100:
+        raise RequestError(100, shape + " (at most 100)")
+    rules = []
+    for rule in raw:
+        if not isinstance(rule, dict) or set(rule) != {"contains", "reply"}:
+            raise RequestError(100, shape)
+        contains, reply = rule["contains"], rule["reply"]
+        if not isinstance(contains, str) or not isinstance(reply, str) or not reply or len(reply) > 4096:
+            raise RequestError(100, "'rules[].contains' is a string ('' matches every message); 'reply' 1-4096 chars")
+        rules.append(Rule(contains, reply))
+    return tuple(rules)
 
 
 def _drop(body: dict[str, Any]) -> frozenset[str] | None:

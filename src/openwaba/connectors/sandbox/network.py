@@ -28,7 +28,7 @@ from openwaba.domain.accounts import Channel, SandboxUser
 from openwaba.domain.errors import CATALOGUE, NotFoundError, RequestError, webhook_error
 from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
-from openwaba.domain.scenarios import STEPS, plan_statuses
+from openwaba.domain.scenarios import STEPS, auto_reply, plan_statuses
 from openwaba.domain.template_send import check_template_send, render_body, template_delivery_error
 from openwaba.domain.templates import find_component
 from openwaba.domain.user_actions import TAPS, UserAction, tapped_reply, tapped_template_button
@@ -39,6 +39,7 @@ from openwaba.storage.base import ConversationEntry, MediaFile, QueuedMessage, S
 
 WINDOW = 24 * 3600.0  # the customer-service window, seconds after the user's last message
 TYPING_LIFETIME = 25.0  # a typing indicator disappears after this, or at the reply
+_ANSWER_DELAY = 0.5  # seconds a rule-following user takes to answer after the last status
 _PHONE_VIEW_LIMIT = 100  # messages shown in a user's view of the chat
 
 INJECTED_NOTE = "(injected by the sandbox scenario)"
@@ -140,6 +141,10 @@ class SandboxConnector(Connector):
             [self._status(channel, queued, user, step.status, start + step.delay, pricing) for step in planned],
             [step.injected for step in planned],
         )
+        answer = auto_reply(scenario, await self._shown_text(channel, message.type, message.content))
+        if answer is not None:  # the user answers once they have seen the message
+            seen = start + max(step.delay for step in planned) + _ANSWER_DELAY
+            await self._user_sends(channel, user.wa_id, "text", {"body": answer}, queued.wamid, seen)
 
     async def _pricing(self, channel: Channel, message: OutgoingMessage, in_window: bool) -> dict[str, Any]:
         """Per-message pricing: free-form messages and utility templates inside the window are free;
@@ -226,9 +231,11 @@ class SandboxConnector(Connector):
             content["animated"] = kind.animated
         return await self._user_sends(channel, wa_id, kind.name, content, None)
 
-    async def _user_sends(self, channel: Channel, wa_id: str, type_name: str, content: Any, context: str | None) -> str:
+    async def _user_sends(
+        self, channel: Channel, wa_id: str, type_name: str, content: Any, context: str | None, at: float | None = None
+    ) -> str:
         user = await self.user(channel, wa_id)
-        now = self._clock.now()
+        now = self._clock.now() if at is None else at
         wamid = ids.wamid(wa_id, outbound=False)
         item = inbound_item(user, wamid, now, type_name, content)
         if context:
@@ -261,6 +268,14 @@ class SandboxConnector(Connector):
         messages = [await self._shown(channel, wa_id, entry) for entry in entries]
         return {"wa_id": wa_id, "business_typing": self.is_typing(channel, wa_id), "messages": messages}
 
+    async def _shown_text(self, channel: Channel, type_name: str, content: dict[str, Any]) -> str:
+        """The text a user reads in a business message (rules match on it)."""
+        if type_name == "template":
+            return await self._template_text(channel, content) or ""
+        if type_name == "interactive":
+            return str((content.get("body") or {}).get("text", ""))
+        return str(content.get("body") or content.get("caption") or "")
+
     async def _shown(self, channel: Channel, wa_id: str, entry: ConversationEntry) -> dict[str, Any]:
         inbound = entry.direction == "in"
         shown: dict[str, Any] = {
@@ -275,9 +290,14 @@ class SandboxConnector(Connector):
         if entry.context_message_id:
             shown["context"] = {"id": entry.context_message_id}
         if entry.type == "template":
-            language = entry.content.get("language")
-            code = str(language.get("code")) if isinstance(language, dict) else ""
-            template = await self._templates.find(channel, str(entry.content.get("name")), code)
-            if template is not None:
-                shown["text"] = render_body(template, entry.content)
+            text = await self._template_text(channel, entry.content)
+            if text is not None:
+                shown["text"] = text
         return shown
+
+    async def _template_text(self, channel: Channel, content: dict[str, Any]) -> str | None:
+        """A sent template's body as the user reads it; None when the template is gone."""
+        language = content.get("language")
+        code = str(language.get("code")) if isinstance(language, dict) else ""
+        template = await self._templates.find(channel, str(content.get("name")), code)
+        return render_body(template, content) if template is not None else None
