@@ -42,9 +42,9 @@ def test_the_readme_example_sends_handles_statuses_and_answers(server: ServerFac
     bot = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
     try:
         printed = lambda: Path(out.name).read_text()  # noqa: E731
-        # The greeting's three statuses arrive at the bot's receiver and its handler prints them.
-        wait_until(lambda: all(s in printed() for s in (" sent", " delivered", " read")) or None,
-                   timeout=20, what="the bot printing sent, delivered and read")
+        # The greeting's statuses reach the bot's handler. Statuses are merged (a late `sent` after `read` is
+        # not passed on), so the one status the handler always sees is the final `read`.
+        wait_until(lambda: " read" in printed() or None, timeout=20, what="the bot printing the greeting's read")
         client = Client.openwaba("devkey", gateway.url)
         asked = client.user_says(ALICE, "what time is it?")
 
