@@ -400,3 +400,33 @@ def test_a_handler_cut_short_by_stop_runs_again_after_a_restart(tmp_path: Path) 
 
     asyncio.run(main())
     assert calls == ["wamid.cut", "wamid.cut"]
+
+
+def test_a_failing_bookkeeping_operation_loses_nothing_else(tmp_path: Path) -> None:
+    from openwaba.receiver.journal import Journal, counts
+
+    async def main() -> tuple[dict[str, int], str]:
+        journal = Journal(tmp_path / "q.db", lambda event: None)
+        await journal.open()
+
+        def half_done_then_fails(conn: Any) -> None:
+            conn.execute("INSERT INTO envelopes (body, received_at) VALUES (x'7b7d', 0)")
+            raise RuntimeError("bug in an operation")
+
+        try:
+            results = await asyncio.gather(
+                journal.append(b"{}", None, 0.0),
+                journal.run(half_done_then_fails),
+                journal.run(counts),
+                return_exceptions=True,
+            )
+            assert isinstance(results[1], RuntimeError)
+            alone = await asyncio.gather(journal.run(half_done_then_fails), return_exceptions=True)
+            assert isinstance(alone[0], RuntimeError)
+            after = await journal.run(counts)  # the connection is usable, and only the acked body is there
+            return after, str(results[1])
+        finally:
+            await journal.close()
+
+    after, error = asyncio.run(main())
+    assert after["unexpanded"] == 1 and error == "bug in an operation"

@@ -93,7 +93,7 @@ class Receiver:
         self._dispatcher = Dispatcher(
             self._journal, self._handlers, self._clock, workers, ordered, retry_delays, max_attempts
         )
-        self._journal.on_append = self._dispatcher.wake
+        self._journal.on_append = self._dispatcher.appended
         self._opened = False
         self._starting = asyncio.Lock()
 

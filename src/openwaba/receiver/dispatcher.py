@@ -36,20 +36,23 @@ from openwaba.receiver.journal import (
     PENDING,
     Claimed,
     Cycle,
-    CycleResult,
     Journal,
     Outcome,
     envelope_body,
     prune,
+    split,
+    unexpanded,
 )
 from openwaba.receiver.parsing import BodyError, parse_body
 
 log = logging.getLogger("openwaba.receiver")
 
 Handler = Callable[[Any], Awaitable[None] | None]
-_EXPAND_LIMIT = 16  # envelopes per round: appends arriving meanwhile wait for the round, so it stays short
-_CACHE_LIMIT = 10_000  # items parsed during expansion, kept for their first attempt
-_PREFETCH = 4  # rows held per worker (running or ready), so a freed worker starts at once
+_EXPAND_LIMIT = 64  # envelopes split per round (parsed in the event loop; the writer only inserts their items)
+_SPLIT_SLICE = 8  # envelopes parsed between two chances for the event loop to serve requests
+_CACHE_LIMIT = 10_000  # items parsed when split, kept for their first attempt
+_PREFETCH = 16  # rows held per worker (running or ready): a freed worker starts at once, and a round
+# claims as many rows as it can split envelopes (_EXPAND_LIMIT with the default 4 workers)
 _ROUND_EVERY = 0.005  # seconds: at most this often a round (handling starts at most this much later; acks never wait)
 _IDLE_WAKE = 1.0  # seconds: look for due retries at least this often even if nobody wakes the pump
 _PRUNE_EVERY = 3600.0
@@ -111,6 +114,8 @@ class Dispatcher:
         self._last_prune = -math.inf
         self._retries: list[float] = []  # due times of scheduled retries (a heap), so the pump sleeps until one
         self._scan_due = True  # until the first round has looked up retries left by an earlier process
+        self._appended = True  # bodies were committed since the last look at the queue
+        self._expanded_all = False  # the last look found every committed body split already
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -139,10 +144,16 @@ class Dispatcher:
         self._cache.clear()
         self._running = 0
         self._retries.clear()
-        self._scan_due = True
+        self._scan_due = self._appended = True
+        self._expanded_all = False
 
     def wake(self) -> None:
-        """Look for due work now (new envelopes, or retries after the clock moved)."""
+        """Look for due work now (retries after the clock moved, revived dead letters)."""
+        self._wake.set()
+
+    def appended(self) -> None:
+        """Bodies were committed: split them into work at the next round."""
+        self._appended = True
         self._wake.set()
 
     async def run_pending(self) -> int:
@@ -152,11 +163,11 @@ class Dispatcher:
         """
         attempts = 0
         while True:
-            started, result = await self._round_trip(claim=True)
+            started, expanded_all = await self._round_trip(claim=True)
             attempts += started
             if self._tasks:
                 await asyncio.gather(*set(self._tasks))
-            elif not started and not self._ready and result.expanded_all and not self._outcomes:
+            elif not started and not self._ready and expanded_all and not self._outcomes:
                 return attempts
 
     # --- the pump ------------------------------------------------------------------------
@@ -167,13 +178,13 @@ class Dispatcher:
             self._wake.clear()
             began = loop.time()
             try:
-                _, result = await self._round_trip(claim=True)
+                _, expanded_all = await self._round_trip(claim=True)
                 await self._prune_now_and_then()
             except Exception:
                 log.exception("receiver: bookkeeping failed; trying again shortly")
                 await asyncio.sleep(_IDLE_WAKE)
                 continue
-            if not result.expanded_all:
+            if not expanded_all:
                 continue
             wait = self._until_next_retry()
             try:
@@ -184,19 +195,33 @@ class Dispatcher:
             # Paced: every round is a commit writing whole pages, so what arrives meanwhile shares the next one.
             await asyncio.sleep(max(0.0, began + _ROUND_EVERY - loop.time()))
 
-    async def _round_trip(self, claim: bool) -> tuple[int, CycleResult]:
-        """Record finished attempts, expand new envelopes and claim due rows; one transaction."""
+    async def _round_trip(self, claim: bool) -> tuple[int, bool]:
+        """Record finished attempts, turn new envelopes into work rows and claim due rows.
+
+        Returns how many rows it claimed, and whether every committed envelope has been split.
+        """
         async with self._round:
+            fresh: list[tuple[int, str | None, bytes]] = []
+            if self._appended or not self._expanded_all:
+                self._appended = False
+                fresh = await self._journal.run(lambda conn: unexpanded(conn, _EXPAND_LIMIT))
+            envelopes = []
+            for index, row in enumerate(fresh, 1):
+                envelopes.append(split(*row))
+                if index % _SPLIT_SLICE == 0:
+                    await asyncio.sleep(0)  # let requests in between: acks must not wait for parsing
             outcomes, self._outcomes = self._outcomes, []
             finished = {o.id for o in outcomes}
             held = [work_id for work_id in self._claimed if work_id not in finished]
             limit = max(0, self._workers * _PREFETCH - len(held)) if claim else 0
-            cycle = Cycle(outcomes, self._clock(), self._strict, limit, held, _EXPAND_LIMIT, self._scan_due)
+            cycle = Cycle(outcomes, self._clock(), self._strict, limit, held, envelopes, self._scan_due)
             try:
                 result = await self._journal.run(lambda conn: self._journal.cycle(conn, cycle))
             except BaseException:
                 self._outcomes[:0] = outcomes  # recorded next time
+                self._expanded_all = False  # and the envelopes read again
                 raise
+            self._expanded_all = len(fresh) < _EXPAND_LIMIT
             for work_id in finished:
                 self._claimed.pop(work_id, None)
             if result.next_due is not None:
@@ -204,7 +229,7 @@ class Dispatcher:
             self._scan_due = False
             if len(self._cache) < _CACHE_LIMIT:
                 self._cache.update(result.parsed)
-            return self._hold(result.claimed), result
+            return self._hold(result.claimed), self._expanded_all
 
     def _hold(self, rows: list[Claimed]) -> int:
         """Keep newly claimed rows (at most one per lane) ready, and start as many as there are idle workers."""

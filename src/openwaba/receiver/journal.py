@@ -7,7 +7,7 @@ of all those concurrent requests in one transaction with one fsync (WAL,
 loop. Under load hundreds of requests share one fsync; at rest a body commits
 alone with no added delay. The dispatcher's bookkeeping queued in the same round
 follows in a second transaction that needs no fsync of its own (see
-`_run_operations`), so acks never wait for it. Checkpoints run beside the writer
+`_Writer.run_operations`), so acks never wait for it. Checkpoints run beside the writer
 (`Checkpointer`), never inside an ack's commit.
 
 Tables:
@@ -149,6 +149,26 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Envelope:
+    """A committed body, split into its items (or why it cannot be), ready to become work rows."""
+
+    seq: int
+    identity: str  # what duplicates of an item without an id of its own share: webhook-id, or the body's hash
+    events: list[Event]
+    error: str | None = None
+
+
+def split(seq: int, webhook_id: str | None, body: bytes) -> Envelope:
+    """Parse a committed body (in the event loop: parsing in the writer thread would hold up the acks)."""
+    try:
+        events = parse_body(body)
+    except BodyError as exc:
+        return Envelope(seq, "", [], str(exc))
+    keyless = any(event.key is None for event in events)
+    return Envelope(seq, webhook_id or (hashlib.sha256(body).hexdigest() if keyless else ""), events)
+
+
+@dataclass(frozen=True, slots=True)
 class Cycle:
     """One round of the dispatcher's bookkeeping, in one transaction."""
 
@@ -157,7 +177,7 @@ class Cycle:
     strict: bool
     claim_limit: int
     held: Sequence[int]  # rows the dispatcher holds in memory (they are still pending)
-    expand_limit: int
+    envelopes: Sequence[Envelope]  # new envelopes, split already (by the event loop, not this thread)
     scan_due: bool = False  # look up the earliest retry (after a start; the dispatcher tracks it from then on)
 
 
@@ -165,7 +185,6 @@ class Cycle:
 class CycleResult:
     parsed: dict[int, Event]  # work id -> item, for rows this cycle created
     claimed: list[Claimed]
-    expanded_all: bool
     next_due: float | None  # with `scan_due`: the earliest pending item due after `now`
 
 
@@ -279,6 +298,7 @@ class Journal:
         except Exception as exc:  # report start-up failures to open()
             loop.call_soon_threadsafe(_fail, ready, OSError(f"cannot open {self._path}: {exc}"))
             return
+        writer = _Writer(conn)
         started: _Settled = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, started)
         try:
@@ -296,10 +316,10 @@ class Journal:
                 # Acks first, in their own durable commit: they never wait for the bookkeeping queued beside them.
                 appends = [entry for entry in batch if entry[0]]
                 if appends:
-                    loop.call_soon_threadsafe(self._settle_appends, _commit_appends(conn, appends))
+                    loop.call_soon_threadsafe(self._settle_appends, writer.commit_appends(appends))
                 operations = [entry for entry in batch if not entry[0]]
                 if operations:
-                    loop.call_soon_threadsafe(_settle, _run_operations(conn, operations))
+                    loop.call_soon_threadsafe(_settle, writer.run_operations(operations))
         finally:
             conn.close()
 
@@ -311,35 +331,29 @@ class Journal:
 
     def cycle(self, conn: sqlite3.Connection, cycle: Cycle) -> CycleResult:
         record(conn, cycle.outcomes, cycle.now)
-        parsed, expanded_all = self._expand(conn, cycle.now, cycle.expand_limit)
+        parsed = self._expand(conn, cycle.envelopes, cycle.now)
         params = {"now": cycle.now, "strict": cycle.strict, "limit": cycle.claim_limit, "held": json.dumps(cycle.held)}
         (rows,) = conn.execute(_CLAIM, params).fetchone()
         claimed = [Claimed(*row) for row in json.loads(rows)]
         next_due = conn.execute(_NEXT_DUE, (cycle.now,)).fetchone()[0] if cycle.scan_due else None
-        return CycleResult(parsed, claimed, expanded_all, next_due)
+        return CycleResult(parsed, claimed, next_due)
 
-    def _expand(self, conn: sqlite3.Connection, now: float, limit: int) -> tuple[dict[int, Event], bool]:
-        """Split new envelopes into work rows, de-duplicating and merging statuses as they arrive."""
-        rows = conn.execute(_UNEXPANDED, (limit,)).fetchall()
+    def _expand(self, conn: sqlite3.Connection, envelopes: Sequence[Envelope], now: float) -> dict[int, Event]:
+        """Work rows for split envelopes, de-duplicating and merging statuses as they arrive."""
         parsed: dict[int, Event] = {}
-        for seq, webhook_id, body in rows:
-            try:
-                events = parse_body(body)
-            except BodyError as exc:
+        for envelope in envelopes:
+            if envelope.error is not None:
                 # Kept and visible among the dead letters rather than lost or retried in vain.
-                params = (seq, 0, "invalid", f"invalid:{seq}", None, None, None, False, DEAD, now, now, str(exc))
+                seq = envelope.seq
+                params = (seq, 0, "invalid", f"invalid:{seq}", None, None, None, False, DEAD, now, now, envelope.error)
                 conn.execute(_INSERT_WORK, params)
-                continue
-            identity = webhook_id
-            for index, event in enumerate(events):
-                if event.key is None and identity is None:  # hashed only when an item has no id of its own
-                    identity = hashlib.sha256(body).hexdigest()
-                work_id = self._insert_item(conn, seq, index, event, identity or "", now)
+            for index, event in enumerate(envelope.events):
+                work_id = self._insert_item(conn, envelope.seq, index, event, envelope.identity, now)
                 if work_id is not None:
                     parsed[work_id] = event
-        if rows:
-            conn.execute("UPDATE progress SET expanded_upto = ?", (rows[-1][0],))
-        return parsed, len(rows) < limit
+        if envelopes:
+            conn.execute("UPDATE progress SET expanded_upto = ?", (envelopes[-1].seq,))
+        return parsed
 
     def _insert_item(
         self, conn: sqlite3.Connection, seq: int, index: int, event: Event, identity: str, now: float
@@ -369,6 +383,11 @@ def record(conn: sqlite3.Connection, outcomes: Iterable[Outcome], now: float) ->
             conn.execute(
                 "UPDATE statuses SET handled_rank = MAX(handled_rank, ?) WHERE wamid = ?", (o.handled_rank, o.wamid)
             )
+
+
+def unexpanded(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str | None, bytes]]:
+    """Committed envelopes not yet split into work rows, oldest first."""
+    return conn.execute(_UNEXPANDED, (limit,)).fetchall()
 
 
 def envelope_body(conn: sqlite3.Connection, seq: int) -> bytes:
@@ -429,44 +448,74 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _commit_appends(conn: sqlite3.Connection, appends: list[_Job]) -> _Settled:
-    """The bodies of concurrent requests in one transaction, with one fsync: what a 200 promises."""
-    try:
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_APPEND, [params for _, params, _ in appends])
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.rollback()
-        return [(future, None, exc) for _, _, future in appends]
-    return [(future, None, None) for _, _, future in appends]
+class _Writer:
+    """The connection as the writer thread uses it. Every statement hands the GIL to the event loop and has
+    to win it back, often behind a burst of requests, so a batch takes as few statements as it can."""
 
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._synchronous = "FULL"  # as _connect left it
 
-def _run_operations(conn: sqlite3.Connection, operations: list[_Job]) -> _Settled:
-    """The dispatcher's bookkeeping in one transaction, each operation in a SAVEPOINT so one failing does not
-    undo the rest. Committed without an fsync: the WAL is sequential, so the next append's fsync makes it
-    durable too, and if the machine (not just the process) dies first, it is derived again from the bodies,
-    which were durable already (items may then be handled again: at least once, as after any crash)."""
-    settled: _Settled = []
-    try:
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN IMMEDIATE")
+    def commit_appends(self, appends: list[_Job]) -> _Settled:
+        """The bodies of concurrent requests in one transaction, with one fsync: what a 200 promises."""
+        conn = self.conn
+        try:
+            self._durability("FULL")
+            if len(appends) == 1:
+                conn.execute(_APPEND, appends[0][1])  # autocommit: the insert is the transaction
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_APPEND, [params for _, params, _ in appends])
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            return [(future, None, exc) for _, _, future in appends]
+        return [(future, None, None) for _, _, future in appends]
+
+    def run_operations(self, operations: list[_Job]) -> _Settled:
+        """The dispatcher's bookkeeping in one transaction, committed without an fsync: the WAL is sequential,
+        so the next append's fsync makes it durable too, and if the machine (not just the process) dies first,
+        it is derived again from the bodies, which were durable already (items may then be handled again:
+        at least once, as after any crash)."""
+        conn = self.conn
+        try:
+            self._durability("NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            if len(operations) > 1:
+                settled = self._isolated(operations)
+            else:  # alone in its transaction, which isolates it already
+                _, operation, future = operations[0]
+                try:
+                    settled = [(future, operation(conn), None)]
+                except Exception as exc:
+                    conn.rollback()
+                    return [(future, None, exc)]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            return [(future, None, exc) for _, _, future in operations]
+        return settled
+
+    def _isolated(self, operations: list[_Job]) -> _Settled:
+        """Each operation in a SAVEPOINT, so one failing does not undo the others."""
+        settled: _Settled = []
         for _, operation, future in operations:
-            conn.execute("SAVEPOINT op")
+            self.conn.execute("SAVEPOINT op")
             try:
-                settled.append((future, operation(conn), None))
-                conn.execute("RELEASE op")
+                settled.append((future, operation(self.conn), None))
+                self.conn.execute("RELEASE op")
             except Exception as exc:
-                conn.execute("ROLLBACK TO op")
-                conn.execute("RELEASE op")
+                self.conn.execute("ROLLBACK TO op")
+                self.conn.execute("RELEASE op")
                 settled.append((future, None, exc))
-        conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if conn.in_transaction:
-            conn.rollback()
-        return [(future, None, exc) for _, _, future in operations]
-    return settled
+        return settled
+
+    def _durability(self, mode: str) -> None:
+        if mode != self._synchronous:
+            self.conn.execute(f"PRAGMA synchronous = {mode}")
+            self._synchronous = mode
 
 
 def _settle(settled: _Settled) -> None:
