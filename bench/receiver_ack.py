@@ -330,13 +330,15 @@ def bench(args: argparse.Namespace) -> None:
     harness.QUIET.update(wait=args.quiet_wait, budget=args.quiet_budget, limit=args.quiet_limit)
     pywa_version = None if args.no_pywa else ensure_pywa()
     workdir = Path(tempfile.mkdtemp(prefix="receiver-ack-"))
-    servers = [ScriptServer(workdir, "openwaba", ["--db", str(workdir / "webhooks.db")])]
-    if pywa_version:
-        servers.append(ScriptServer(workdir, "pywa"))
-    results: dict[str, list[dict[str, float]]] = {s.name: [] for s in servers}
+    servers: list[ScriptServer] = []
+    results: dict[str, list[dict[str, float]]] = {}
     floors: list[dict[str, float]] = []
     first = 0
     try:
+        servers.append(ScriptServer(workdir, "openwaba", ["--db", str(workdir / "webhooks.db")]))
+        if pywa_version:
+            servers.append(ScriptServer(workdir, "pywa"))
+        results.update({s.name: [] for s in servers})
         for server in servers:
             server.start()
         for server in servers:  # warm-up, not reported

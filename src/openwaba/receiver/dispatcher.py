@@ -1,9 +1,11 @@
 """Handling what was acknowledged: workers, retries, ordering and the status merge.
 
-One coroutine (the pump) does the bookkeeping in rounds, each one writer-thread
-transaction: record the outcomes of finished attempts, split newly committed
-envelopes into work rows, and claim due rows for idle workers. Rows are claimed
-in arrival order; rows sharing a *lane* never run at the same time:
+One coroutine (the pump) does the bookkeeping in rounds, at most every
+`_ROUND_EVERY` seconds: it reads newly committed bodies, parses them here in the
+event loop (the writer thread only runs SQL, so acks never queue behind parsing),
+then in one writer-thread transaction records the outcomes of finished attempts,
+turns the parsed items into work rows and claims due rows for idle workers. Rows
+are claimed in arrival order; rows sharing a *lane* never run at the same time:
 
 - `ordered=True`: a lane is a conversation (the user's wa_id), strictly: the next
   item waits until the previous one is done or dead-lettered, retries included;

@@ -13,7 +13,8 @@ follows in a second transaction that needs no fsync of its own (see
 Tables:
 - `envelopes`: the raw bodies as received (`webhook_id` UNIQUE, so a redelivery
   with the same id is acknowledged without being queued twice);
-- `work`: one row per item of an envelope, added when the envelope is expanded.
+- `progress`: how far envelopes have been split into work rows (`expanded_upto`);
+- `work`: one row per item of an envelope, added when the envelope is split.
   `key` is UNIQUE (message: wamid; status: wamid + status; other items: the
   envelope's identity + position), so an item posted twice is handled once;
 - `statuses`: the merged state of each outbound message (highest rank seen, and
