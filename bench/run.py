@@ -232,9 +232,17 @@ def openwaba_executable() -> str:
 class Openwaba(Server):
     name = "openwaba"
 
-    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None, users: list[str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        users: list[str] | None = None,
+        data_dir: Path | None = None,
+    ):
         super().__init__(workdir)
-        self.data_dir = Path(tempfile.mkdtemp(prefix="openwaba-data-", dir=workdir))
+        # A data directory given by the caller outlives restarts; a fresh one is removed at stop.
+        self.owns_data = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="openwaba-data-", dir=workdir))
         self.extra_env = extra_env or {}
         self.users = users
 
@@ -267,7 +275,8 @@ class Openwaba(Server):
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
         super().stop(sig, timeout)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.owns_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def configure(self, path: str, body: object) -> None:
         status, answer = http("POST", self.url + path, body)
