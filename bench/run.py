@@ -1251,13 +1251,12 @@ def _delivery_runs(
                     per_path[(wamid, path)] = t
         latency = [(t - accepted[w][1]) * 1000 for (w, _p), t in per_path.items() if w in accepted]
         missing = sum(1 for w in accepted for p in paths if (w, p) not in per_path)
-        after_stop = [t for t in times if t > flow.t_stop]
         r = {
             "accepted": len(accepted),
             "accepted_ps": len(accepted) / (flow.t_stop - flow.t0),
             "deliveries": len(times),
             "dps": len(times) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
-            "drain_dps": len(after_stop) / (after_stop[-1] - flow.t_stop) if len(after_stop) > 100 else float("nan"),
+            "drain_dps": _rate_after(times, flow.t_stop),
             "during_dps": sum(1 for t in times if t <= flow.t_stop) / (flow.t_stop - flow.t0),
             "p50": pct(latency, 50),
             "p99": pct(latency, 99),

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from openwaba.batches import next_batch
 from openwaba.receiver.events import Event, Status
 from openwaba.receiver.parsing import BodyError, parse_body
 
@@ -303,17 +304,7 @@ class Journal:
         started: _Settled = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, started)
         try:
-            while (job := self._jobs.get()) is not None:
-                batch = [job]
-                while len(batch) < _BATCH_LIMIT:
-                    try:
-                        nxt = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._jobs.put(None)  # finish this batch, then stop
-                        break
-                    batch.append(nxt)
+            while (batch := next_batch(self._jobs, _BATCH_LIMIT)) is not None:
                 # Acks first, in their own durable commit: they never wait for the bookkeeping queued beside them.
                 appends = [entry for entry in batch if entry[0]]
                 if appends:
