@@ -30,105 +30,23 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-HOST = "127.0.0.1"
-API_KEY = "bench-pending-memory-key"
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+from run import HOST, Openwaba, free_port  # noqa: E402  (bench/run.py: servers started by the harness)
+from run import http as request  # noqa: E402
+
 USER = "15551230001"
 BATCH = 50_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def openwaba_executable() -> str:
-    beside = Path(sys.executable).parent / "openwaba"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("openwaba")
-    if found is None:
-        sys.exit("no `openwaba` script next to this interpreter or on PATH (pip install -e .)")
-    return found
-
-
-def request(method: str, url: str, body: object = None, timeout: float = 30.0) -> tuple[int, bytes]:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"D360-API-KEY": API_KEY})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-
-
-class Openwaba:
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
-        self.data_dir, self.port, self.log = data_dir, port, log
-        self.url = f"http://{HOST}:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float) -> float:
-        """Start and wait until GET /health_status answers 200; return the seconds it took."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENWABA_")}
-        env["OPENWABA_SANDBOX_API_KEY"] = API_KEY
-        command = [
-            openwaba_executable(),
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
-        ]
-        t0 = time.monotonic()
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
-        while True:
-            if self.process.poll() is not None:
-                sys.exit(f"openwaba exited with {self.process.returncode}; see {self.log}")
-            try:
-                if request("GET", self.url + "/health_status", timeout=2)[0] == 200:
-                    return time.monotonic() - t0
-            except OSError:
-                pass
-            if time.monotonic() - t0 > timeout:
-                self.stop()
-                sys.exit(f"openwaba did not answer within {timeout:g} s; see {self.log}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
 
 
 def time_send(server: Openwaba) -> float:
@@ -278,9 +196,8 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="openwaba-bench-", dir=args.workdir))
     data_dir = base / "data"
-    port = free_port()
     refused_url = f"http://{HOST}:{free_port()}/hook"  # nothing listens there: every attempt is refused
-    server = Openwaba(data_dir, port, base / "openwaba.log")
+    server = Openwaba(base, data_dir=data_dir)
     try:
         print(f"data directory {data_dir}; webhook {refused_url} (refuses connections)", file=sys.stderr)
         channel_id, destination_id, body = prepare(server, refused_url)

@@ -232,9 +232,17 @@ def openwaba_executable() -> str:
 class Openwaba(Server):
     name = "openwaba"
 
-    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None, users: list[str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        users: list[str] | None = None,
+        data_dir: Path | None = None,
+    ):
         super().__init__(workdir)
-        self.data_dir = Path(tempfile.mkdtemp(prefix="openwaba-data-", dir=workdir))
+        # A data directory given by the caller outlives restarts; a fresh one is removed at stop.
+        self.owns_data = data_dir is None
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="openwaba-data-", dir=workdir))
         self.extra_env = extra_env or {}
         self.users = users
 
@@ -267,7 +275,8 @@ class Openwaba(Server):
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> None:
         super().stop(sig, timeout)
-        shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.owns_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def configure(self, path: str, body: object) -> None:
         status, answer = http("POST", self.url + path, body)
@@ -1242,13 +1251,12 @@ def _delivery_runs(
                     per_path[(wamid, path)] = t
         latency = [(t - accepted[w][1]) * 1000 for (w, _p), t in per_path.items() if w in accepted]
         missing = sum(1 for w in accepted for p in paths if (w, p) not in per_path)
-        after_stop = [t for t in times if t > flow.t_stop]
         r = {
             "accepted": len(accepted),
             "accepted_ps": len(accepted) / (flow.t_stop - flow.t0),
             "deliveries": len(times),
             "dps": len(times) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
-            "drain_dps": len(after_stop) / (after_stop[-1] - flow.t_stop) if len(after_stop) > 100 else float("nan"),
+            "drain_dps": _rate_after(times, flow.t_stop),
             "during_dps": sum(1 for t in times if t <= flow.t_stop) / (flow.t_stop - flow.t0),
             "p50": pct(latency, 50),
             "p99": pct(latency, 99),

@@ -1086,7 +1086,7 @@ def test_cli_lists_shows_and_replays(server: ServerFactory, hook: Any) -> None:
     assert only_dead.returncode == 0, only_dead.stderr
     assert [d["id"] for d in json.loads(only_dead.stdout)["deliveries"]] == [dead_id]
 
-    shown = run_cli(srv, "show", str(dead_id))
+    shown = run_cli(srv, "show", str(dead_id), "--json")
     assert shown.returncode == 0, shown.stderr
     parsed = json.loads(shown.stdout)
     assert parsed["id"] == dead_id and parsed["event_id"] == dead and parsed["attempts"][0]["status_code"] == 429
@@ -1111,7 +1111,7 @@ def test_cli_json_output_survives_a_narrow_terminal(server: ServerFactory, hook:
     listed = run_cli(srv, "ls", "--json", columns=40)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["deliveries"][0]["event_id"] == event_id
-    shown = run_cli(srv, "show", str(delivery_id), columns=40)
+    shown = run_cli(srv, "show", str(delivery_id), "--json", columns=40)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["payload"] == h.of(event_id)[0].json
 

@@ -432,9 +432,10 @@ def test_cli_webhooks_set_and_get(server: ServerFactory, receiver: Receiver) -> 
     srv = server(PARTNER_ENV)
     number = new_number(srv)
     number_args = ["--api-key", number.key, "--url", srv.url]
-    shown = json.loads(cli("webhooks", "set", receiver.url, "--header", "Authorization: Basic x", *number_args).stdout)
+    shown = json.loads(cli("webhooks", "set", receiver.url, "--header", "Authorization: Basic x", "--json",
+                           *number_args).stdout)
     assert shown == {"url": receiver.url, "headers": {"Authorization": "Basic x"}}
-    assert json.loads(cli("webhooks", "get", *number_args).stdout) == shown
+    assert json.loads(cli("webhooks", "get", "--json", *number_args).stdout) == shown
     assert number.ok("GET", "/v1/configs/webhook") == shown
     wamid = number.send_text(UNKNOWN_USER, "through the CLI's webhook")
     [got] = wait_for_webhook(receiver, wait_for_event(srv, wamid))
@@ -483,6 +484,6 @@ def test_cli_errors(server: ServerFactory) -> None:
     missing = cli("channels", "list", "--url", srv.url, ok=False)
     assert missing.returncode == 2 and "partner" in missing.stderr.lower()
     down = cli("channels", "list", "--partner-key", PARTNER_KEY, "--url", "http://127.0.0.1:9", ok=False)
-    assert down.returncode == 1 and "cannot reach" in down.stderr
+    assert down.returncode == 3 and "cannot reach" in down.stderr
     numbers = {c["phone_number"] for c in partner_ok(srv, "GET", "/channels")["channels"]}
     assert numbers == {"15550001234"}, "failed commands created no number"

@@ -17,7 +17,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 import httpx
 
 from openwaba.client import messaging, partner, sandbox, webhooks
-from openwaba.client.errors import TransportError
+from openwaba.client.errors import ApiError, TransportError
 from openwaba.client.exchange import Operation, Reply, Request
 from openwaba.client.target import GRAPH_URL, GRAPH_VERSION, OPENWABA_URL, Target
 
@@ -156,8 +156,17 @@ def _reply(response: httpx.Response) -> Reply:
     return Reply(response.status_code, response.headers, response.content)
 
 
-def _transport_error(request: Request, exc: httpx.TransportError) -> TransportError:
+def _transport_error(request: Request, exc: httpx.RequestError) -> TransportError:
     return TransportError(f"{request.method} {request.url} got no answer: {exc!r}")
+
+
+def _advance(operation: Operation[T], response: httpx.Response) -> Request:
+    """The operation's next request; a success answer it cannot read is an ApiError, not a KeyError."""
+    try:
+        return operation.send(_reply(response))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        excerpt = response.content[:200].decode("utf-8", "replace")
+        raise ApiError(response.status_code, None, "Unexpected answer", excerpt) from exc
 
 
 class Client(_Surface):
@@ -172,10 +181,10 @@ class Client(_Surface):
         while True:
             try:
                 response = self._http.request(**_arguments(request))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # no answer, or one that cannot be decoded
                 raise _transport_error(request, exc) from exc
             try:
-                request = operation.send(_reply(response))
+                request = _advance(operation, response)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 
@@ -201,10 +210,10 @@ class AsyncClient(_Surface):
         while True:
             try:
                 response = await self._http.request(**_arguments(request))
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # no answer, or one that cannot be decoded
                 raise _transport_error(request, exc) from exc
             try:
-                request = operation.send(_reply(response))
+                request = _advance(operation, response)
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
 

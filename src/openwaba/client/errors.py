@@ -130,11 +130,12 @@ def error_from_response(http_status: int, content: bytes) -> ApiError:
     """Turn an error answer of any face (Graph, On-Premise, 360dialog flat, Partner API) into an ApiError."""
     try:
         body: Any = json.loads(content) if content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         body = None
     code, title, details = _fields(body)
     if not title:
-        title = content[:200].decode("utf-8", "replace").strip() if body is None else f"HTTP {http_status}"
+        text = content[:200].decode("utf-8", "replace").strip() if body is None else ""
+        title = text or f"HTTP {http_status}"
     return error_class(code, http_status)(http_status, code, title, details, body)
 
 
@@ -157,12 +158,15 @@ def _fields(body: Any) -> tuple[int | None, str, str]:
         return _int(first.get("code")), str(first.get("title", "")), str(first.get("details", ""))
     meta = body.get("meta")
     if isinstance(meta, dict) and meta.get("success") is False:  # Partner API
-        return None, str(meta.get("developer_message", "")), str(meta.get("details", "") or "")
+        details = meta.get("details") or ""
+        if isinstance(details, list):
+            details = "; ".join(str(d) for d in details)
+        return None, str(meta.get("developer_message", "")), str(details)
     return None, "", ""
 
 
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a code of 1e999 or Infinity
         return None

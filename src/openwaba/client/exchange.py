@@ -58,4 +58,3 @@ class Reply:
 
 
 Operation = Generator[Request, Reply, T]
-

@@ -8,6 +8,7 @@ the rest (lengths, templates) and answers with WhatsApp's error codes.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ class Message:
             "recipient_type": "individual",
             "to": self.to,
             "type": self.type,
-            self.type: dict(self.content),
+            self.type: copy.deepcopy(dict(self.content)),
         }
         if self.reply_to:
             body["context"] = {"message_id": self.reply_to}
@@ -148,7 +149,7 @@ def contact(
     name = {"formatted_name": formatted_name, "first_name": first_name, "last_name": last_name}
     card: Json = {"name": _compact(name)}
     if phones:
-        card["phones"] = [{"phone": p, "type": "CELL", "wa_id": p.lstrip("+")} for p in phones]
+        card["phones"] = [{"phone": p, "type": "CELL", "wa_id": "".join(c for c in p if c.isdigit())} for p in phones]
     if emails:
         card["emails"] = [{"email": e, "type": "WORK"} for e in emails]
     if company:
@@ -301,7 +302,7 @@ class _ListMessage(Message):
 
     def body(self) -> Json:
         wire = Message.body(self)
-        wire[self.type] = self.content["items"]
+        wire[self.type] = copy.deepcopy(list(self.content["items"]))
         return wire
 
 

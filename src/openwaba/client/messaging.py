@@ -42,7 +42,7 @@ def send(target: Target, /, message: Message) -> Operation[Sent]:
 
 
 def send_text(
-    target: Target, to: str, body: str, *, preview_url: bool = False, reply_to: str | None = None
+    target: Target, /, to: str, body: str, *, preview_url: bool = False, reply_to: str | None = None
 ) -> Operation[Sent]:
     """Send a text message (optionally as a reply to `reply_to`)."""
     message = messages.text(to, body, preview_url=preview_url)
@@ -58,7 +58,7 @@ def mark_read(target: Target, /, message_id: str, *, typing: bool = False) -> Op
 
 
 def upload_media(
-    target: Target, file: bytes | str | Path, mime_type: str | None = None, *, filename: str | None = None
+    target: Target, /, file: bytes | str | Path, mime_type: str | None = None, *, filename: str | None = None
 ) -> Operation[str]:
     """Upload a file (bytes or a path); the media id to send it with."""
     if isinstance(file, bytes):

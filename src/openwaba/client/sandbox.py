@@ -26,7 +26,7 @@ def user_says(target: Target, /, wa_id: str, text: str, *, reply_to: str | None 
 
 
 def user_sends_file(
-    target: Target, wa_id: str, file: bytes | str | Path, mime_type: str | None = None, *, caption: str | None = None
+    target: Target, /, wa_id: str, file: bytes | str | Path, mime_type: str | None = None, *, caption: str | None = None
 ) -> Operation[str]:
     """A simulated user sends a file; it arrives as an image/audio/video/document/sticker webhook."""
     content, name = (file, "file") if isinstance(file, bytes) else (Path(file).read_bytes(), Path(file).name)

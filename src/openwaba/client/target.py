@@ -21,7 +21,7 @@ D360_SANDBOX_URL = "https://waba-sandbox.360dialog.io"
 GRAPH_URL = "https://graph.facebook.com"
 GRAPH_VERSION = "v23.0"
 OPENWABA_URL = "http://127.0.0.1:8080"
-_LOOKASIDE = "https://lookaside.fbsbx.com"
+_LOOKASIDE_HOST = "lookaside.fbsbx.com"
 
 
 class Layout(Enum):
@@ -143,8 +143,11 @@ class Target:
         path, so the host is swapped. Credentials go only to the target's own host (and
         to Meta's lookaside host for Meta), never to a third party named in a URL.
         """
-        if url.startswith(_LOOKASIDE) and not self.is_graph:
-            url = self.base_url + url.removeprefix(_LOOKASIDE)
-        own = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.base_url).netloc
-        meta = self.is_graph and url.startswith(_LOOKASIDE)
-        return url, (self.headers if own or meta else {})
+        parts = urllib.parse.urlsplit(url)
+        lookaside = parts.scheme == "https" and parts.netloc == _LOOKASIDE_HOST  # exactly the host: no userinfo, port
+        if lookaside and not self.is_graph:
+            url = self.base_url + urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+            parts = urllib.parse.urlsplit(url)
+        base = urllib.parse.urlsplit(self.base_url)
+        own = (parts.scheme, parts.netloc) == (base.scheme, base.netloc)  # same origin: no http downgrade
+        return url, (self.headers if own or (lookaside and self.is_graph) else {})

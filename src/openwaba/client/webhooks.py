@@ -31,7 +31,7 @@ def waba_webhook(target: Target, /) -> Operation[Json]:
 
 
 def set_waba_webhook(
-    target: Target, url: str, headers: Mapping[str, str] | None = None, *, override_all: bool | None = None
+    target: Target, /, url: str, headers: Mapping[str, str] | None = None, *, override_all: bool | None = None
 ) -> Operation[Json]:
     """Set the webhook of the number's WABA; `override_all` makes it win over every number's own."""
     body: Json = {"url": url}
@@ -48,7 +48,7 @@ def multi_webhook(target: Target, /) -> Operation[Json]:
 
 
 def enable_multi_webhook(
-    target: Target, destinations: Sequence[Mapping[str, Any]] = (), *, fanout: Fanout | None = None
+    target: Target, /, destinations: Sequence[Mapping[str, Any]] = (), *, fanout: Fanout | None = None
 ) -> Operation[Json]:
     body: Json = {"enabled": True, "destinations": [dict(d) for d in destinations]}
     if fanout is not None:
@@ -84,11 +84,13 @@ def deliveries(
     destination: str | None = None,
     event_id: str | None = None,
     since: float | None = None,
+    until: float | None = None,
     limit: int = 100,
     before: int | None = None,
 ) -> Operation[Json]:
     """One page of the delivery log, newest first (`deliveries`, and `paging.before` for the next page)."""
-    given = {"state": state, "destination": destination, "event_id": event_id, "since": since, "before": before}
+    given = {"state": state, "destination": destination, "event_id": event_id, "since": since, "until": until}
+    given["before"] = before
     params = {k: str(v) for k, v in given.items() if v is not None} | {"limit": str(limit)}
     return (yield from call(target, "GET", "deliveries", params=params))
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from openwaba.batches import next_batch
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptView,
@@ -104,17 +105,7 @@ class SQLiteStorage(Storage):
             return
         loop.call_soon_threadsafe(ready.set_result, None)
         try:
-            while (job := self._jobs.get()) is not None:
-                batch = [job]
-                while len(batch) < _BATCH_LIMIT:
-                    try:
-                        nxt = self._jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        self._jobs.put(None)  # stop after this batch
-                        break
-                    batch.append(nxt)
+            while (batch := next_batch(self._jobs, _BATCH_LIMIT)) is not None:
                 loop.call_soon_threadsafe(_settle, _run_batch(conn, batch))
         finally:
             conn.close()

@@ -1,0 +1,31 @@
+"""Group commit's intake: one writer thread takes every job that queued up while
+it was busy, so one transaction (and one fsync) serves them all."""
+
+from __future__ import annotations
+
+import queue
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def next_batch(jobs: queue.SimpleQueue[T | None], limit: int) -> list[T] | None:
+    """Block for one job, then take what else is queued, up to `limit`.
+
+    None once the queue holds the stop marker (None) at its head; a marker found
+    behind jobs is put back, so the jobs before it still form a batch.
+    """
+    first = jobs.get()
+    if first is None:
+        return None
+    batch = [first]
+    while len(batch) < limit:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            break
+        if job is None:
+            jobs.put(None)
+            break
+        batch.append(job)
+    return batch

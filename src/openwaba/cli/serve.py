@@ -1,0 +1,116 @@
+"""`openwaba serve`: run the gateway. Its dependencies (the `[server]` extra) load
+only here, so every other command starts fast and works on a `[cli]` install."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from openwaba.cli import output
+from openwaba.domain.errors import ConfigError
+
+if TYPE_CHECKING:
+    from openwaba.gateway import Gateway
+
+SERVER_HINT = "openwaba serve needs the gateway: pip install 'openwaba[server]'"
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (env OPENWABA_HOST, default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (env OPENWABA_PORT, default 8080).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where data is stored (env OPENWABA_DATA_DIR, default ./openwaba-data).")
+    ] = None,
+) -> None:
+    """Run the gateway (SQLite in the data directory, sandbox connector)."""
+    try:
+        import uvicorn
+
+        from openwaba.gateway import Gateway
+        from openwaba.http.app import create_app
+    except ImportError as exc:
+        output.usage_error(f"cannot load the gateway ({exc})", SERVER_HINT)
+    from openwaba.config import Settings
+
+    try:
+        settings = Settings.from_env().with_overrides(host=host, port=port, data_dir=data_dir)
+    except ConfigError as exc:
+        output.usage_error(str(exc))
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway = Gateway(settings)
+    application = create_app(settings, gateway, on_ready=lambda: print_summary(gateway))
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except ConfigError as exc:
+        output.usage_error(str(exc))
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def print_summary(gateway: Gateway) -> None:
+    """On first start: the demo number, its key, the simulated users, and commands to try."""
+    seed = gateway.seed
+    if seed is None:
+        return
+    s = gateway.settings
+    base = f"http://{s.host}:{s.port}"
+    key = seed.api_key
+    out = output.out()
+    out.print(f"[bold green]openwaba[/bold green] listening on {base}  (data: {s.data_dir.resolve()})")
+    out.print(f"  sandbox number : +{seed.channel.phone_number}  (phone_number_id {seed.channel.phone_number_id})")
+    if key:
+        out.print(f"  D360-API-KEY   : {key}")
+    else:
+        out.print("  D360-API-KEY   : the key printed on first start (or set OPENWABA_SANDBOX_API_KEY)")
+        key = "<your-api-key>"
+    out.print("  simulated users: " + ", ".join(f"{u.wa_id} ({u.name})" for u in seed.users), soft_wrap=True)
+    if not seed.users:
+        return
+    user = seed.users[0].wa_id
+    message = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": user,
+        "type": "text",
+        "text": {"preview_url": False, "body": "Hello from openwaba"},
+    }
+    out.print("\nSend a message:", highlight=False)
+    out.print(
+        f"  curl -sS -X POST {base}/messages -H 'D360-API-KEY: {key}' -H 'Content-Type: application/json' "
+        f"-d {shlex.quote(json.dumps(message, separators=(',', ':')))}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    out.print("Receive its webhooks (set your URL):", highlight=False)
+    out.print(
+        f"  curl -sS -X POST {base}/v1/configs/webhook -H 'D360-API-KEY: {key}' -H 'Content-Type: application/json' "
+        '-d \'{"url":"http://127.0.0.1:9000/webhook"}\'',
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    out.print(
+        f"Reply as a user:\n  openwaba sandbox say --url {base} --from {user} --api-key {key} 'hello'",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
