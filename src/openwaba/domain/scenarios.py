@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from openwaba.domain.errors import CATALOGUE, RequestError
+from openwaba.domain.scripts import ScriptStep, parse_script
 
 STEPS = ("sent", "delivered", "read")
 _WEEK = 7 * 86400
@@ -70,6 +71,7 @@ class Scenario:
     failure: Failure | None = None
     seed: int | None = None
     rules: tuple[Rule, ...] | None = None  # the user's automatic answers, first match wins
+    script: tuple[ScriptStep, ...] | None = None  # the business messages the user expects, in order
 
     def over(self, base: Scenario) -> Scenario:
         """This layer on top of `base`: each field set here wins."""
@@ -88,6 +90,8 @@ class Scenario:
                 out[name] = getattr(self, name)
         if self.rules is not None:
             out["rules"] = [{"contains": r.contains, "reply": r.reply} for r in self.rules]
+        if self.script is not None:
+            out["script"] = [step.view() for step in self.script]
         if self.failure is not None:
             fail: dict[str, Any] = {"code": self.failure.code, "probability": self.failure.probability}
             if self.failure.remaining is not None:
@@ -109,7 +113,8 @@ def parse_scenario(body: Any) -> Scenario:
     """A scenario from its JSON form; RequestError (100) naming the field otherwise."""
     if not isinstance(body, dict):
         raise RequestError(100, "A scenario is a JSON object, e.g. {\"drop\": [\"read\"]}")
-    known = {"delays", "drop", "never_reads", "skip_delivered", "out_of_order", "duplicates", "fail", "seed", "rules"}
+    known = {"delays", "drop", "never_reads", "skip_delivered", "out_of_order", "duplicates", "fail", "seed"}
+    known |= {"rules", "script"}
     unknown = sorted(set(body) - known)
     if unknown:
         raise RequestError(100, f"Unknown scenario field '{unknown[0]}'; known fields: {', '.join(sorted(known))}")
@@ -122,6 +127,7 @@ def parse_scenario(body: Any) -> Scenario:
         failure=_failure(body["fail"]) if body.get("fail") is not None else None,
         seed=_count(body, "seed", 0, 2**63 - 1),
         rules=_rules(body["rules"]) if body.get("rules") is not None else None,
+        script=parse_script(body["script"]) if body.get("script") is not None else None,
     )
 
 

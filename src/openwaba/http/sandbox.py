@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import datetime
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -73,11 +76,31 @@ async def get_clock(request: Request) -> Response:
 
 @flat_face
 async def move_clock(request: Request) -> Response:
+    """`{"advance_seconds": 90000}` or `{"set": "2026-12-01T09:00:00Z"}` (or Unix seconds); only forward."""
     await sandbox_channel(request)
-    seconds = (await json_body(request)).get("advance_seconds")
+    gw = gateway(request)
+    body = await json_body(request)
+    if ("advance_seconds" in body) == ("set" in body):
+        raise RequestError(100, "Send either 'advance_seconds' (a number of seconds) or 'set' (a time to jump to)")
+    seconds = body["advance_seconds"] if "advance_seconds" in body else parse_instant(body["set"]) - gw.clock.now()
     if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_CLOCK_STEP:
+        if "set" in body:
+            raise RequestError(100, "'set' must be a time from now to ten years ahead: the clock only moves forward")
         raise RequestError(100, f"'advance_seconds' must be a number from 0 to {MAX_CLOCK_STEP} (ten years)")
-    return json_response({"now": await gateway(request).advance_clock(float(seconds))})
+    return json_response({"now": await gw.advance_clock(float(seconds))})
+
+
+def parse_instant(raw: object) -> float:
+    """Unix seconds, or an ISO-8601 time with its offset (`Z` for UTC)."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    when = None
+    if isinstance(raw, str):
+        with contextlib.suppress(ValueError):
+            when = datetime.fromisoformat(raw)
+    if when is None or when.tzinfo is None:
+        raise RequestError(100, "'set' is Unix seconds or an ISO-8601 time with an offset, e.g. 2026-12-01T09:00:00Z")
+    return when.timestamp()
 
 
 routes = [

@@ -43,8 +43,16 @@ async def clear(request: Request) -> Response:
     return json_response({"scenario": {}})
 
 
+@flat_face
+async def script(request: Request) -> Response:
+    """Where the user is in their script: `{steps, done, finished, mismatches}`."""
+    channel, wa_id = await sandbox_channel(request), await _user(request)
+    return json_response(await gateway(request).scenarios.script_progress(channel, str(wa_id)))
+
+
 routes = [
     Route(path, handler, methods=[method])
     for path in ("/sandbox/scenario", "/sandbox/users/{wa_id}/scenario")
     for method, handler in (("GET", show), ("PUT", replace), ("DELETE", clear))
 ]
+routes.append(Route("/sandbox/users/{wa_id}/script", script, methods=["GET"]))

@@ -13,6 +13,8 @@ import msgspec
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import ConfigError, RequestError
 from openwaba.domain.scenarios import Failure, Scenario, draw_failure, parse_scenario
+from openwaba.domain.scripts import Progress, advance
+from openwaba.domain.user_actions import UserAction
 from openwaba.storage.base import Storage
 
 _NUMBER = ""  # the layer key of the number's own scenario; users are keyed by wa_id
@@ -23,6 +25,7 @@ class Scenarios:
         self._storage = storage
         self._layers: dict[int, dict[str, Scenario]] = {}
         self._rngs: dict[int, random.Random] = {}
+        self._progress: dict[int, dict[str, Progress]] = {}
 
     async def get(self, channel: Channel, wa_id: str | None = None) -> Scenario:
         """The layer as set (the number's, or one user's), not merged."""
@@ -34,15 +37,37 @@ class Scenarios:
         if wa_id and scenario.seed is not None:
             raise RequestError(100, "'seed' is set for the whole number: PUT /sandbox/scenario")
         layers = await self._of(channel)
+        old = layers.get(wa_id or _NUMBER, Scenario())
         layers[wa_id or _NUMBER] = scenario
         if scenario.seed is not None:
             self._rngs[channel.id] = random.Random(scenario.seed)
         await self._save(channel)
+        if old.script != scenario.script:
+            await self._restart_script(channel, wa_id)
         return scenario
 
     async def clear(self, channel: Channel, wa_id: str | None = None) -> None:
-        (await self._of(channel)).pop(wa_id or _NUMBER, None)
+        old = (await self._of(channel)).pop(wa_id or _NUMBER, Scenario())
         await self._save(channel)
+        if old.script is not None:
+            await self._restart_script(channel, wa_id)
+
+    async def script_progress(self, channel: Channel, wa_id: str) -> dict[str, Any]:
+        """How far the user got through their script: steps done and the messages that did not match."""
+        steps = (await self.effective(channel, wa_id)).script or ()
+        return (await self._progress_of(channel)).get(wa_id, Progress()).view(len(steps))
+
+    async def script_turn(
+        self, channel: Channel, wa_id: str, wamid: str, type_name: str, text: str
+    ) -> tuple[UserAction | None, bool]:
+        """The user reads a business message: their scripted answer, and whether a script step consumed it."""
+        steps = (await self.effective(channel, wa_id)).script
+        if not steps:
+            return None, False
+        progress = await self._progress_of(channel)
+        progress[wa_id], action, matched = advance(steps, progress.get(wa_id, Progress()), wamid, type_name, text)
+        await self._save_progress(channel)
+        return action, matched
 
     async def effective(self, channel: Channel, wa_id: str) -> Scenario:
         """The user's settings over the number's."""
@@ -93,6 +118,36 @@ class Scenarios:
             layers = self._layers[channel.id] = {k: parse_scenario(v) for k, v in stored.items()}
         return layers
 
+    async def script_failed(self, channel: Channel, wa_id: str, wamid: str, details: str) -> None:
+        """The scripted answer to `wamid` could not be given; the test reads why in the progress."""
+        progress = await self._progress_of(channel)
+        done = progress.get(wa_id, Progress())
+        failure = {"step": done.done - 1, "got": {"id": wamid}, "error": details}
+        progress[wa_id] = dataclasses.replace(done, mismatches=(*done.mismatches, failure))
+        await self._save_progress(channel)
+
+    async def _progress_of(self, channel: Channel) -> dict[str, Progress]:
+        progress = self._progress.get(channel.id)
+        if progress is None:
+            raw = await self._storage.get_value(_script_key(channel))
+            stored: dict[str, Any] = msgspec.json.decode(raw) if raw else {}
+            progress = self._progress[channel.id] = {k: Progress.from_view(v) for k, v in stored.items()}
+        return progress
+
+    async def _restart_script(self, channel: Channel, wa_id: str | None) -> None:
+        """A new (or cleared) script starts from its first step: for one user, or for all of the number's."""
+        progress = await self._progress_of(channel)
+        if wa_id:
+            progress.pop(wa_id, None)
+        else:
+            progress.clear()
+        await self._save_progress(channel)
+
+    async def _save_progress(self, channel: Channel) -> None:
+        progress = self._progress[channel.id]
+        document = {k: {"done": p.done, "mismatches": list(p.mismatches)} for k, p in progress.items()}
+        await self._storage.set_value(_script_key(channel), msgspec.json.encode(document).decode())
+
     async def _save(self, channel: Channel) -> None:
         layers = self._layers.get(channel.id, {})
         document = {k: v.view() for k, v in layers.items() if v.view()}
@@ -101,3 +156,7 @@ class Scenarios:
 
 def _key(channel: Channel) -> str:
     return f"scenario.{channel.id}"
+
+
+def _script_key(channel: Channel) -> str:
+    return f"script.{channel.id}"

@@ -141,10 +141,22 @@ class SandboxConnector(Connector):
             [self._status(channel, queued, user, step.status, start + step.delay, pricing) for step in planned],
             [step.injected for step in planned],
         )
-        answer = auto_reply(scenario, await self._shown_text(channel, message.type, message.content))
-        if answer is not None:  # the user answers once they have seen the message
-            seen = start + max(step.delay for step in planned) + _ANSWER_DELAY
-            await self._user_sends(channel, user.wa_id, "text", {"body": answer}, queued.wamid, seen)
+        await self._answer(channel, queued, user, start + max(step.delay for step in planned) + _ANSWER_DELAY)
+
+    async def _answer(self, channel: Channel, queued: QueuedMessage, user: SandboxUser, seen: float) -> None:
+        """The user answers once they have seen the message: as the script says, else by the first matching rule."""
+        message = queued.message
+        text = await self._shown_text(channel, message.type, message.content)
+        action, matched = await self._scenarios.script_turn(channel, user.wa_id, queued.wamid, message.type, text)
+        if action is not None:
+            try:
+                await self.user_acts(channel, user.wa_id, action, at=seen)
+            except (RequestError, NotFoundError) as exc:  # e.g. the script taps a button the message lacks
+                await self._scenarios.script_failed(channel, user.wa_id, queued.wamid, str(exc))
+            return
+        rule_answer = None if matched else auto_reply(await self._scenarios.effective(channel, user.wa_id), text)
+        if rule_answer is not None:
+            await self._user_sends(channel, user.wa_id, "text", {"body": rule_answer}, queued.wamid, seen)
 
     async def _pricing(self, channel: Channel, message: OutgoingMessage, in_window: bool) -> dict[str, Any]:
         """Per-message pricing: free-form messages and utility templates inside the window are free;
@@ -196,17 +208,17 @@ class SandboxConnector(Connector):
         """A simulated user writes a text message to the business number; returns its wamid."""
         return await self._user_sends(channel, wa_id, "text", {"body": text}, context)
 
-    async def user_acts(self, channel: Channel, wa_id: str, action: UserAction) -> str:
+    async def user_acts(self, channel: Channel, wa_id: str, action: UserAction, at: float | None = None) -> str:
         """A simulated user sends a message of any type, or taps a button or list row; returns its wamid."""
         if action.type not in TAPS:
-            return await self._user_sends(channel, wa_id, action.type, action.content, action.reply_to)
+            return await self._user_sends(channel, wa_id, action.type, action.content, action.reply_to, at)
         reply_to = str(action.reply_to)
         tapped = await self._storage.conversation_message(channel.id, wa_id, reply_to)
         if tapped is None or tapped.direction != "out":
             raise NotFoundError(f"{reply_to} is not a message this number sent to {wa_id}")
         if action.type != "button":
             reply = tapped_reply(action, tapped.type, tapped.content)
-            return await self._user_sends(channel, wa_id, "interactive", reply, reply_to)
+            return await self._user_sends(channel, wa_id, "interactive", reply, reply_to, at)
         template = None
         if tapped.type == "template":
             language = tapped.content.get("language")
@@ -216,7 +228,7 @@ class SandboxConnector(Connector):
             raise RequestError(100, f"Message {reply_to} is not a template with buttons")
         buttons = (find_component(template.components, "BUTTONS") or {}).get("buttons") or []
         button = tapped_template_button(action, tapped.content, list(buttons))
-        return await self._user_sends(channel, wa_id, "button", button, reply_to)
+        return await self._user_sends(channel, wa_id, "button", button, reply_to, at)
 
     async def user_sends_media(
         self, channel: Channel, wa_id: str, media: MediaFile, kind: MediaKind, caption: str | None
