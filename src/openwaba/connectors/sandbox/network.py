@@ -252,7 +252,12 @@ class SandboxConnector(Connector):
         item = inbound_item(user, wamid, now, type_name, content)
         if context:
             item["context"] = {"from": channel.phone_number, "id": context}
-        await self._sink.ingest([(notification(channel, {"messages": [item]}, [user.contact()]), now)])
+        # A `duplicates` scenario posts inbound messages again too: the bot must answer once per wamid.
+        copies = (await self._scenarios.effective(channel, wa_id)).duplicates or 0
+        posted = notification(channel, {"messages": [item]}, [user.contact()])
+        await self._sink.ingest(
+            [(posted, now + 0.002 * n) for n in range(copies + 1)], [()] + [("duplicate",)] * copies
+        )
         self._last_inbound[(channel.id, wa_id)] = now
         return wamid
 
