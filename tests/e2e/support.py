@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 HOST = "127.0.0.1"
 API_KEY = "e2e-fixed-key-4f9c2a7d1b"
 KEY_HEADER = "D360-API-KEY"
@@ -59,6 +61,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+# What pip prints when no package index is reachable (an offline machine, not a failure of ours).
+INDEX_TROUBLE = ("Could not find a version", "No matching distribution", "Failed to establish a new connection",
+                 "Temporary failure in name resolution", "Network is unreachable", "ConnectTimeout",
+                 "Max retries exceeded", "ProxyError", "SSLError")
+
+
+def pip_install(venv_python: Path, *args: str) -> None:
+    """`pip install ARGS` into a virtualenv; skips the test when no package index can be reached."""
+    done = subprocess.run([str(venv_python), "-m", "pip", "install", "--disable-pip-version-check",
+                           "--no-input", *args], capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        output = done.stdout[-1500:] + done.stderr[-1500:]
+        if any(sign in output for sign in INDEX_TROUBLE):
+            pytest.skip(f"pip could not reach a package index for `pip install {' '.join(args)}`:\n{output}")
+        raise AssertionError(f"pip install {' '.join(args)} failed:\n{output}")
 
 
 def clean_env(overrides: dict[str, str | None] | None = None) -> dict[str, str]:

@@ -93,9 +93,11 @@ class Scenario:
         if self.script is not None:
             out["script"] = [step.view() for step in self.script]
         if self.failure is not None:
-            fail: dict[str, Any] = {"code": self.failure.code, "probability": self.failure.probability}
+            fail: dict[str, Any] = {"code": self.failure.code}
             if self.failure.remaining is not None:
                 fail["next"] = self.failure.remaining
+            else:
+                fail["probability"] = self.failure.probability
             out["fail"] = fail
         return out
 
@@ -120,7 +122,7 @@ def parse_scenario(body: Any) -> Scenario:
         raise RequestError(100, f"Unknown scenario field '{unknown[0]}'; known fields: {', '.join(sorted(known))}")
     drop = _drop(body)
     return Scenario(
-        delays=_delays(body["delays"]) if "delays" in body else None,
+        delays=_delays(body["delays"]) if body.get("delays") is not None else None,
         drop=drop,
         out_of_order=_flag(body, "out_of_order"),
         duplicates=_count(body, "duplicates", 0, 5),
@@ -223,7 +225,7 @@ def _drop(body: dict[str, Any]) -> frozenset[str] | None:
         drop.add("read")
     if _flag(body, "skip_delivered"):
         drop.add("delivered")
-    given = raw is not None or "never_reads" in body or "skip_delivered" in body
+    given = raw is not None or body.get("never_reads") is not None or body.get("skip_delivered") is not None
     return frozenset(drop) if given else None
 
 
@@ -237,7 +239,9 @@ def _failure(raw: Any) -> Failure:
     probability = raw.get("probability", 1.0)
     if not _number(probability) or not 0 <= probability <= 1:
         raise RequestError(100, "'fail.probability' must be a number from 0 to 1")
-    remaining = _count(raw, "next", 1, 10**6)
+    if "next" in raw and "probability" in raw:
+        raise RequestError(100, "'fail' takes either 'probability' or 'next', not both")
+    remaining = _count(raw, "next", 1, 10**6, label="fail.next")
     return Failure(code, float(probability), remaining)
 
 
@@ -248,10 +252,10 @@ def _flag(body: dict[str, Any], name: str) -> bool | None:
     return value
 
 
-def _count(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
+def _count(body: dict[str, Any], name: str, low: int, high: int, label: str | None = None) -> int | None:
     value = body.get(name)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
-        raise RequestError(100, f"'{name}' must be a whole number from {low} to {high}")
+        raise RequestError(100, f"'{label or name}' must be a whole number from {low} to {high}")
     return value
 
 
