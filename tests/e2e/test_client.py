@@ -20,6 +20,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,19 @@ from .client_support import (
 from .conftest import DEFAULT_ENV
 from .messaging_support import MEDIA_FILES
 from .routing_support import PARTNER_ENV, PARTNER_ID, PARTNER_KEY
-from .support import ALICE, API_KEY, BRUNO, CHEN, USER_NAMES, Received, Receiver, Server, ServerFactory, wait_until
+from .support import (
+    ALICE,
+    API_KEY,
+    BRUNO,
+    CHEN,
+    USER_NAMES,
+    Received,
+    Receiver,
+    Server,
+    ServerFactory,
+    pip_install,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -121,6 +134,13 @@ OPERATIONS = {
     "sandbox_users": "test_sandbox_users_and_clock", "user_says": "test_mark_read_and_typing",
     "user_sends_file": "test_user_sends_files", "user_phone": "test_send_every_builder",
     "clock": "test_sandbox_users_and_clock", "advance_clock": "test_sandbox_users_and_clock",
+    "set_clock": "test_set_clock_to_a_time", "user_acts": "test_user_actions_arrive_as_webhooks",
+    "user_taps": "test_user_actions_arrive_as_webhooks", "user_picks": "test_user_actions_arrive_as_webhooks",
+    "user_taps_template_button": "test_user_actions_arrive_as_webhooks",
+    "user_reacts": "test_user_actions_arrive_as_webhooks",
+    "user_shares_location": "test_user_actions_arrive_as_webhooks",
+    "scenario": "test_scenario_layers", "set_scenario": "test_scenario_layers",
+    "clear_scenario": "test_scenario_layers", "script_progress": "test_scripted_user_and_its_progress",
     "wabas": "test_partner_operations", "create_waba": "test_partner_operations",
     "channels": "test_partner_operations", "create_channel": "test_partner_operations",
     "update_channel": "test_throughput_limit_is_a_retryable_rate_limit_error",
@@ -693,6 +713,144 @@ def test_sandbox_users_and_clock(client: Any) -> None:
     assert_api_error(excinfo.value, InvalidRequestError, None, 400, False)
 
 
+def test_set_clock_to_a_time(client: Any) -> None:
+    now = client.clock()
+    assert client.set_clock(now + 30) == pytest.approx(now + 30, abs=1)
+    aware = datetime.fromtimestamp(now + 60, tz=timezone(timedelta(hours=-5)))  # any offset names one instant
+    assert client.set_clock(aware) == pytest.approx(now + 60, abs=1)
+    with pytest.raises(ValueError, match="timezone-aware"):  # refused before anything is sent
+        client.set_clock(datetime(2030, 1, 1))
+    with pytest.raises(ApiError) as excinfo:
+        client.set_clock(now)  # only forward
+    assert "forward" in assert_api_error(excinfo.value, InvalidRequestError, None, 400, False).title
+
+
+def inbound_message(receiver: Receiver, match: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The first message webhook `match` accepts."""
+    got = receiver.wait_for(lambda rs: next((r.message for r in rs if r.message and match(r.message)), None),
+                            what=what)
+    return dict(got)
+
+
+def message_with_id(receiver: Receiver, wamid: str) -> dict[str, Any]:
+    return inbound_message(receiver, lambda message: message["id"] == wamid, f"the webhook of {wamid}")
+
+
+def test_user_actions_arrive_as_webhooks(client: Any, hook: Receiver, templates_ready: list[str]) -> None:
+    user = CHEN
+    client.user_says(user, "What can I do?")  # opens the 24-hour window for the interactive messages
+    buttons = client.send(m.buttons(user, "Pick one", [("yes", "Yes"), ("no", "No")])).message_id
+    tapped = message_with_id(hook, client.user_taps(user, buttons, "no"))
+    assert tapped["interactive"] == {"type": "button_reply", "button_reply": {"id": "no", "title": "No"}}
+    assert tapped["context"]["id"] == buttons
+
+    rows = [Section("Drinks", rows=[Row("tea", "Tea", "Hot"), Row("juice", "Juice")])]
+    listed = client.send(m.list_message(user, "Choose", "Options", rows)).message_id
+    picked = message_with_id(hook, client.user_picks(user, listed, "tea"))
+    tea = {"id": "tea", "title": "Tea", "description": "Hot"}
+    assert picked["interactive"] == {"type": "list_reply", "list_reply": tea}
+    assert picked["context"]["id"] == listed
+
+    order = client.send(m.template(user, ORDER, components=[
+        m.header("A-9"), m.body("Ann", "A-9", "Monday"), m.button(0, "quick_reply", "STOP-A-9"),
+        m.button(1, "url", "A-9"), m.button(2, "copy_code", "SAVE10")])).message_id
+    quick = message_with_id(hook, client.user_taps_template_button(user, order, 0))
+    assert (quick["type"], quick["button"], quick["context"]["id"]) == (
+        "button", {"payload": "STOP-A-9", "text": "Stop"}, order)
+
+    reacted = message_with_id(hook, client.user_reacts(user, buttons, "\U0001f44d"))
+    assert reacted["reaction"] == {"message_id": buttons, "emoji": "\U0001f44d"}
+    located = message_with_id(hook, client.user_shares_location(user, 52.52, 13.405, name="Shop", address="Main St 1"))
+    assert located["location"] == {"latitude": 52.52, "longitude": 13.405, "name": "Shop", "address": "Main St 1"}
+    pin = message_with_id(hook, client.user_shares_location(user, -33.86, 151.21))
+    assert pin["location"] == {"latitude": -33.86, "longitude": 151.21}
+    card = {"name": {"formatted_name": "Jane Doe", "first_name": "Jane"}, "phones": [{"phone": "+15550100"}]}
+    shared = message_with_id(hook, client.user_acts(user, {"type": "contacts", "contacts": [card]}))
+    assert shared["contacts"] == [card]
+
+    for refused in (lambda: client.user_taps(user, listed, "tea"),  # a list has no reply buttons
+                    lambda: client.user_picks(user, listed, "coffee"),
+                    lambda: client.user_taps_template_button(user, order, 1),  # a URL button, not a quick reply
+                    lambda: client.user_acts(user, {"type": "poke"})):
+        with pytest.raises(ApiError) as excinfo:
+            refused()
+        assert_api_error(excinfo.value, InvalidRequestError, None, 400, False)
+
+
+def test_scenario_layers(account: Account) -> None:
+    client, user, other = account.client, account.users[0], account.users[1]
+    assert client.scenario() == {"scenario": {}}
+    number_layer = client.set_scenario({"never_reads": True, "delays": {"delivered": [1, 2]}, "seed": 7})
+    assert number_layer == {"delays": {"delivered": [1, 2]}, "drop": ["read"], "seed": 7}  # as stored
+    assert client.scenario() == {"scenario": number_layer}
+
+    user_layer = client.set_scenario({"delays": {"delivered": 0.5}, "duplicates": 1}, wa_id=user)
+    assert user_layer == {"delays": {"delivered": 0.5}, "duplicates": 1}
+    effective = {"delays": {"delivered": 0.5}, "drop": ["read"], "duplicates": 1, "seed": 7}  # the user's fields win
+    assert client.scenario(user) == {"scenario": user_layer, "effective": effective}
+    assert client.scenario(other) == {"scenario": {}, "effective": number_layer}
+    with pytest.raises(ApiError) as excinfo:
+        client.set_scenario({"seed": 1}, wa_id=user)  # one generator per number
+    assert "seed" in assert_api_error(excinfo.value, InvalidRequestError, None, 400, False).title
+    with pytest.raises(ApiError) as excinfo:
+        client.set_scenario({"fail": {"code": 1}})
+    assert "fail.code" in assert_api_error(excinfo.value, InvalidRequestError, None, 400, False).title
+    with pytest.raises(ApiError) as excinfo:
+        client.scenario("15550000000")
+    assert_api_error(excinfo.value, NotFoundError, None, 404, False)
+
+    assert client.clear_scenario(user) is None
+    assert client.scenario(user) == {"scenario": {}, "effective": number_layer}
+    assert client.clear_scenario() is None
+    assert client.scenario() == {"scenario": {}}
+
+
+def test_scenario_failures_reach_the_business(account: Account, receiver: Receiver) -> None:
+    client, user = account.client, account.user
+    client.set_webhook(receiver.url)
+    client.user_says(user, "hi")
+    client.set_scenario({"fail": {"code": 130429, "next": 1}})
+    with pytest.raises(ApiError) as excinfo:  # a synchronous code refuses the send itself
+        client.send_text(user, "refused")
+    assert excinfo.value.code == 130429 and isinstance(excinfo.value, RateLimitError)
+
+    client.set_scenario({"fail": {"code": 131026, "next": 1}}, wa_id=user)
+    failing = client.send_text(user, "fails later").message_id
+    failed = status_webhooks(receiver, failing, {"failed"})["failed"]
+    assert failed["errors"][0]["code"] == 131026
+    fine = client.send_text(user, "the count is used up").message_id
+    assert set(status_webhooks(receiver, fine, {"sent", "delivered", "read"})) == {"sent", "delivered", "read"}
+    logged = {d["event"]["wamid"]: d for d in client.deliveries()["deliveries"] if d["event"]["kind"] == "status"}
+    assert "failure" in logged[failing]["injected"]
+
+
+def test_scripted_user_and_its_progress(account: Account, receiver: Receiver) -> None:
+    client, user = account.client, account.user
+    client.set_webhook(receiver.url)
+    client.user_says(user, "hi")
+    script = [{"expect": {"type": "interactive", "contains": "menu"}, "reply": {"type": "button_reply", "id": "hours"}},
+              {"expect": "9 to 5", "reply": "Thanks!"}]
+    client.set_scenario({"script": script}, wa_id=user)
+    assert client.script_progress(user) == {"steps": 2, "done": 0, "finished": False, "mismatches": []}
+
+    menu = client.send(m.buttons(user, "Our menu", [("hours", "Opening hours"), ("prices", "Prices")])).message_id
+    client.advance_clock(1)  # the user answers half a second after reading
+    tapped = inbound_message(receiver, lambda msg: msg.get("context", {}).get("id") == menu, "the scripted tap")
+    assert tapped["interactive"]["button_reply"] == {"id": "hours", "title": "Opening hours"}
+
+    off_track = client.send_text(user, "Something else").message_id
+    client.send_text(user, "We are open 9 to 5")
+    client.advance_clock(1)
+    inbound_message(receiver, lambda msg: msg.get("text") == {"body": "Thanks!"}, "the scripted answer")
+    progress = client.script_progress(user)
+    assert (progress["steps"], progress["done"], progress["finished"]) == (2, 2, True)
+    assert progress["mismatches"] == [
+        {"step": 1, "expected": "9 to 5", "got": {"id": off_track, "type": "text", "text": "Something else"}}]
+    with pytest.raises(ApiError) as excinfo:
+        client.script_progress("15550000000")
+    assert_api_error(excinfo.value, NotFoundError, None, 404, False)
+
+
 # --- the Partner API --------------------------------------------------------------------------------------
 
 
@@ -918,21 +1076,6 @@ with Client.openwaba(sys.argv[1], sys.argv[2]) as client:
     print(client.send(messages.text("15551230002", "Hello from a fresh venv")).message_id)
 """
 
-_INDEX_TROUBLE = ("Could not find a version", "No matching distribution", "Failed to establish a new connection",
-                  "Temporary failure in name resolution", "Network is unreachable", "ConnectTimeout",
-                  "Max retries exceeded", "ProxyError", "SSLError")
-
-
-def _pip(venv_python: Path, *args: str) -> None:
-    done = subprocess.run([str(venv_python), "-m", "pip", "install", "--disable-pip-version-check",
-                           "--no-input", *args], capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        output = done.stdout[-1500:] + done.stderr[-1500:]
-        if any(sign in output for sign in _INDEX_TROUBLE):
-            pytest.skip(f"pip could not reach a package index for `pip install {' '.join(args)}`:\n{output}")
-        raise AssertionError(f"pip install {' '.join(args)} failed:\n{output}")
-
-
 def test_base_install_in_a_fresh_venv(gw: Server, demo: Client, tmp_path: Path) -> None:
     """`pip install --no-deps <repo>` + `pip install httpx` is all a client needs."""
     source = tmp_path / "src-copy"  # built from a copy: the build leaves nothing in the working tree
@@ -942,8 +1085,8 @@ def test_base_install_in_a_fresh_venv(gw: Server, demo: Client, tmp_path: Path) 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, capture_output=True)
     python = venv / "bin" / "python"
-    _pip(python, "--no-deps", str(source))
-    _pip(python, "httpx")
+    pip_install(python, "--no-deps", str(source))
+    pip_install(python, "httpx")
 
     absent = subprocess.run([str(python), "-c", textwrap.dedent("""
         import importlib.util

@@ -17,6 +17,7 @@ import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +379,43 @@ CASES: dict[str, Case] = {
     "gateway-advance_clock": Case("gateway", lambda c: c.advance_clock(60),
                                   [Exchange("POST", GW + "/sandbox/clock", {"advance_seconds": 60},
                                             reply={"now": 1700000060})], 1700000060.0),
+    "gateway-set_clock": Case("gateway", lambda c: c.set_clock(datetime(2030, 1, 1, tzinfo=UTC)),
+                              [Exchange("POST", GW + "/sandbox/clock", {"set": "2030-01-01T00:00:00+00:00"},
+                                        reply={"now": 1893456000})], 1893456000.0),
+    "gateway-user_acts": Case(
+        "gateway", lambda c: c.user_acts(TO, {"type": "contacts", "contacts": [{"name": {"formatted_name": "A"}}]}),
+        [Exchange("POST", f"{GW}/sandbox/users/{TO}/messages",
+                  {"type": "contacts", "contacts": [{"name": {"formatted_name": "A"}}]},
+                  reply={"messages": [{"id": INBOUND}]})], INBOUND),
+    **{f"gateway-{name}": Case("gateway", call, [Exchange("POST", f"{GW}/sandbox/users/{TO}/messages", body,
+                                                          reply={"messages": [{"id": INBOUND}]})], INBOUND)
+       for name, call, body in [
+           ("user_taps", lambda c: c.user_taps(TO, WAMID, "yes"),
+            {"type": "button_reply", "message_id": WAMID, "id": "yes"}),
+           ("user_picks", lambda c: c.user_picks(TO, WAMID, "tea"),
+            {"type": "list_reply", "message_id": WAMID, "id": "tea"}),
+           ("user_taps_template_button", lambda c: c.user_taps_template_button(TO, WAMID, 0),
+            {"type": "button", "message_id": WAMID, "index": 0}),
+           ("user_reacts", lambda c: c.user_reacts(TO, WAMID, "👍"),
+            {"type": "reaction", "reaction": {"message_id": WAMID, "emoji": "👍"}}),
+           ("user_shares_location", lambda c: c.user_shares_location(TO, 1.5, -2.5, name="Shop"),
+            {"type": "location", "location": {"latitude": 1.5, "longitude": -2.5, "name": "Shop"}}),
+       ]},
+    "gateway-scenario": Case("gateway", lambda c: c.scenario(TO),
+                             [Exchange("GET", f"{GW}/sandbox/users/{TO}/scenario",
+                                       reply={"scenario": {}, "effective": {"seed": 1}})],
+                             {"scenario": {}, "effective": {"seed": 1}}),
+    "gateway-set_scenario": Case("gateway", lambda c: c.set_scenario({"never_reads": True}),
+                                 [Exchange("PUT", GW + "/sandbox/scenario", {"never_reads": True},
+                                           reply={"scenario": {"drop": ["read"]}})], {"drop": ["read"]}),
+    "gateway-clear_scenario": Case("gateway", lambda c: c.clear_scenario(TO),
+                                   [Exchange("DELETE", f"{GW}/sandbox/users/{TO}/scenario",
+                                             reply={"scenario": {}})], None),
+    "gateway-script_progress": Case(
+        "gateway", lambda c: c.script_progress(TO),
+        [Exchange("GET", f"{GW}/sandbox/users/{TO}/script",
+                  reply={"steps": 1, "done": 0, "finished": False, "mismatches": []})],
+        {"steps": 1, "done": 0, "finished": False, "mismatches": []}),
     # the Partner API -----------------------------------------------------------------------------
     "partner-wabas": Case("partner", lambda c: c.wabas(),
                           [Exchange("GET", HUB + "/wabas", reply={"count": 1, "wabas": [{"id": "1", "name": "A"}]})],

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from openwaba.cli import admin, bench, deliveries, messaging, output, receive, serve, tail
+from openwaba.cli import admin, bench, deliveries, messaging, output, receive, scenarios, serve, tail
 from openwaba.domain.errors import OpenwabaError
 
 app = typer.Typer(
@@ -36,12 +36,29 @@ def _group(name: str, help_: str) -> typer.Typer:
 app.command(rich_help_panel=_GATEWAY)(serve.serve)
 app.command(rich_help_panel=_MESSAGES)(messaging.send)
 
-sandbox = _group("sandbox", "Act as the sandbox's simulated WhatsApp users.")
+sandbox = _group("sandbox", "Act as the sandbox's simulated WhatsApp users; set scenarios; move the clock.")
 sandbox.command("say")(messaging.say)
 sandbox.command("send-file")(messaging.send_file)
 sandbox.command("users")(messaging.users)
 sandbox.command("phone")(messaging.phone)
+sandbox.command("tap")(messaging.tap)
+sandbox.command("pick")(messaging.pick)
+sandbox.command("react")(messaging.react)
+sandbox.command("location")(messaging.location)
 sandbox.command("clock")(messaging.clock)
+sandbox.command("script")(scenarios.script)
+
+scenario = typer.Typer(
+    help="What the simulated network does to the number's messages: delays, drops, duplicates, failures, "
+    "automatic answers (per number, or per user with --user).",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    epilog=output.EXIT_CODES,
+)
+sandbox.add_typer(scenario, name="scenario")
+scenario.command("show")(scenarios.show)
+scenario.command("set")(scenarios.set_)
+scenario.command("clear")(scenarios.clear)
 
 app.command(rich_help_panel=_WATCH)(tail.tail)
 app.command(rich_help_panel=_WATCH)(receive.receive)

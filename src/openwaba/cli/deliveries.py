@@ -41,7 +41,7 @@ def ls(
             str(d["id"]),
             output.moment(d["created_at"]),
             d["event_id"],
-            d["event"]["kind"],
+            d["event"]["kind"] + (f" (injected: {', '.join(d['injected'])})" if d.get("injected") else ""),
             d["destination"]["name"],
             state_text(d["state"]),
             str(d["attempts_made"]),
@@ -67,6 +67,8 @@ def show(
     head.append_text(state_text(detail["state"]))
     output.line(head)
     output.line(f"event      {detail['event_id']}  ({detail['event']['kind']})")
+    if detail.get("injected"):
+        output.line(Text(f"injected   {', '.join(detail['injected'])} (by the sandbox scenario)", style="magenta"))
     for item in events.items(detail.get("payload")):
         output.line(Text("           ").append_text(events.styled(item)))
     output.line(f"to         {destination['name']}  {destination['url']}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import mimetypes
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -163,19 +165,138 @@ def phone(
         output.line(Text("business is typing…", style="italic cyan"))
 
 
+MessageIdArgument = Annotated[
+    str, typer.Argument(help="The business message (its wamid) the user acts on.", show_default=False)
+]
+
+
+def tap(
+    message_id: MessageIdArgument,
+    from_: FromOption,
+    button_id: Annotated[
+        str | None, typer.Argument(help="The reply button's id (interactive buttons).", show_default=False)
+    ] = None,
+    index: Annotated[
+        int | None, typer.Option(help="Tap a template's quick-reply button instead: its position (0 first).")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A simulated user taps a reply button (BUTTON_ID) or a template's quick-reply button (--index N).
+
+    openwaba sandbox tap --from 15551230001 wamid.HBg… yes
+
+    openwaba sandbox tap --from 15551230001 wamid.HBg… --index 0
+    """
+    if (button_id is None) == (index is None):
+        output.usage_error("give the reply button's BUTTON_ID or a template button's --index, exactly one")
+    with number(url, api_key) as client:
+        if index is not None:
+            wamid = client.user_taps_template_button(from_, message_id, index)
+        else:
+            wamid = client.user_taps(from_, message_id, str(button_id))
+    _print_wamid(wamid, as_json)
+
+
+def pick(
+    message_id: MessageIdArgument,
+    row_id: Annotated[str, typer.Argument(help="The list row's id.", show_default=False)],
+    from_: FromOption,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A simulated user picks a row of the business's list message."""
+    with number(url, api_key) as client:
+        wamid = client.user_picks(from_, message_id, row_id)
+    _print_wamid(wamid, as_json)
+
+
+def react(
+    message_id: MessageIdArgument,
+    from_: FromOption,
+    emoji: Annotated[str, typer.Argument(help="The emoji; leave it out to remove the user's reaction.")] = "",
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A simulated user reacts to a business message with an emoji (or removes their reaction)."""
+    with number(url, api_key) as client:
+        wamid = client.user_reacts(from_, message_id, emoji)
+    _print_wamid(wamid, as_json)
+
+
+def location(
+    latitude: Annotated[float, typer.Option("--lat", "--latitude", help="-90 to 90.", show_default=False)],
+    longitude: Annotated[float, typer.Option("--lon", "--longitude", help="-180 to 180.", show_default=False)],
+    from_: FromOption,
+    name: Annotated[str | None, typer.Option(help="The place's name.")] = None,
+    address: Annotated[str | None, typer.Option(help="The place's address.")] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """A simulated user shares a location (--lat/--lon are options, so negative numbers read as numbers).
+
+    openwaba sandbox location --from 15551230001 --lat 37.4833 --lon -122.149 --name "Meta HQ"
+    """
+    latitude, longitude = finite(latitude, "--lat"), finite(longitude, "--lon")
+    with number(url, api_key) as client:
+        wamid = client.user_shares_location(from_, latitude, longitude, name=name, address=address)
+    _print_wamid(wamid, as_json)
+
+
 def clock(
     advance: Annotated[float | None, typer.Option(help="Move a manual clock forward by SECONDS.")] = None,
+    set_: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help="Move a manual clock forward to a time: ISO-8601 with its offset (2030-01-01T00:00:00Z) "
+            "or Unix seconds.",
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """Show the gateway's time, or move it (OPENWABA_CLOCK=manual) to run due retries and statuses now."""
+    if advance is not None and set_ is not None:
+        output.usage_error("give --advance or --set, not both")
+    advance = None if advance is None else finite(advance, "--advance")
+    at = None if set_ is None else _instant(set_)
     with number(url, api_key) as client:
-        now = client.clock() if advance is None else client.advance_clock(advance)
+        if at is not None:
+            now = client.set_clock(at)
+        else:
+            now = client.clock() if advance is None else client.advance_clock(advance)
     if as_json:
         output.data({"now": now})
     else:
         output.line(f"{output.moment(now)}  ({now:.3f})")
+
+
+def _instant(raw: str) -> float | datetime:
+    """Unix seconds, or an ISO-8601 time that says its offset (a bare local time would be a guess)."""
+    try:
+        return finite(float(raw), "--set")
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        output.usage_error(f"--set {raw}: not a time; write it like 2030-01-01T00:00:00Z or as Unix seconds")
+    if when.utcoffset() is None:
+        output.usage_error(f"--set {raw}: add the offset, e.g. {raw}Z for UTC")
+    return when
+
+
+def finite(value: float, flag: str) -> float:
+    """Click reads "nan" and "inf" as floats; JSON has no such numbers, so stop here with a usage error."""
+    if not math.isfinite(value):
+        output.usage_error(f"{flag} {value}: give a finite number")
+    return value
 
 
 def _print_wamid(wamid: str, as_json: bool) -> None:

@@ -149,6 +149,7 @@ def record(detail: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": attempt.get("latency_ms"),
         "error": attempt.get("error"),
         "summary": "; ".join(events.summary(i) for i in items),
+        "injected": detail.get("injected") or [],
     }
 
 
@@ -167,6 +168,8 @@ def _print(detail: dict[str, Any], as_json: bool) -> None:
         text.append("; " if index else "").append_text(events.styled(item))
     text.append("  " + _answer(attempt), style=style)
     text.append(f"  #{detail['attempts_made']}", style="dim")
+    if detail.get("injected"):  # a sandbox scenario made this up: say so, so nobody mistakes it for real
+        text.append(f"  [injected: {', '.join(detail['injected'])}]", style="magenta")
     output.line(text)
 
 

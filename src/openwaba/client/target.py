@@ -52,6 +52,9 @@ _ROUTES: dict[str, tuple[str | None, str | None]] = {
     "sandbox_users": ("/sandbox/users", None),
     "sandbox_user_messages": ("/sandbox/users/{wa_id}/messages", None),
     "sandbox_clock": ("/sandbox/clock", None),
+    "sandbox_scenario": ("/sandbox/scenario", None),
+    "sandbox_user_scenario": ("/sandbox/users/{wa_id}/scenario", None),
+    "sandbox_user_script": ("/sandbox/users/{wa_id}/script", None),
 }
 
 
