@@ -313,3 +313,28 @@ def test_clock_set_to_a_time(cli: Cli, users_number: Number) -> None:
     assert unix.code == 0, unix
     assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  \((\d+\.\d{3})\)$", unix.out.strip()), unix
     assert float(unix.out.strip().split("(")[1].rstrip(")")) == pytest.approx(now + 120, abs=1)
+
+
+# --- injected faults in the delivery log ---------------------------------------------------------------
+
+
+def test_the_delivery_log_says_what_the_scenario_injected(cli: Cli, users_number: Number, hook: Receiver,
+                                                          business: Client) -> None:
+    users_number.set_webhook(hook.url)
+    assert cli("sandbox", "say", "--from", ALICE, "hi", *opts(users_number)).code == 0  # opens the window
+    assert cli("sandbox", "scenario", "set", "--fail", "131026", "--next", "1", *opts(users_number)).code == 0
+    failed = business.send(m.text(ALICE, "injected failure")).message_id
+
+    def logged() -> list[dict[str, Any]]:
+        page = cli("deliveries", "ls", "--json", *opts(users_number)).json()["deliveries"]
+        return [d for d in page if d["event"]["wamid"] == failed and d["state"] == "delivered"]
+
+    [entry] = wait_until(logged, what="the injected failure's delivery")
+    assert entry["injected"] == ["failure"]
+    listed = cli("deliveries", "ls", *opts(users_number))
+    [row] = [line for line in listed.out.splitlines() if entry["event_id"] in line]
+    assert "(injected: failure)" in row, listed
+    shown = cli("deliveries", "show", str(entry["id"]), *opts(users_number))
+    assert "injected   failure (by the sandbox scenario)" in shown.out, shown
+    real = [line for line in listed.out.splitlines() if "message" in line and entry["event_id"] not in line]
+    assert real and not any("injected" in line for line in real), listed  # the user's real message is not
