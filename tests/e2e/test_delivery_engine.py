@@ -900,7 +900,7 @@ def test_a_paused_delivery_reaching_its_horizon_is_dead_lettered(server: ServerF
 # --- 7. the delivery log and replay ------------------------------------------------------------------------------
 
 DELIVERY_FIELDS = {"id", "event_id", "event", "destination", "state", "attempts_made", "created_at",
-                   "next_attempt_at", "deadline", "last_status", "last_error"}
+                   "next_attempt_at", "deadline", "last_status", "last_error", "injected"}
 
 
 def dies_at_once() -> Answer:
@@ -929,6 +929,7 @@ def test_delivery_log_filters_paging_and_detail(server: ServerFactory, hook: Any
         assert set(entry) == DELIVERY_FIELDS, entry
         assert entry["destination"] == {"kind": "main", "name": "main", "url": h.url}
         assert entry["event"]["kind"] == "message" and entry["event"]["wamid"].startswith("wamid.")
+        assert entry["injected"] == []  # real events: nothing injected
     assert [d["event_id"] for d in log(srv, state="dead")] == [dead]
     assert [d["event_id"] for d in log(srv, state="delivered")] == [late, early]
     assert log(srv, state="pending") == [] and log(srv, state="held") == []

@@ -98,4 +98,5 @@ def _inbound(channel_id: int, item: EventItem, at: float) -> InboundMessage:
         type=type_name,
         content=message.get(type_name) or {},
         created_at=at,
+        context_message_id=(message.get("context") or {}).get("id"),
     )

@@ -58,6 +58,7 @@ class InboundMessage:
     type: str
     content: dict[str, object]
     created_at: float
+    context_message_id: str | None = None  # the business message the user replied to
 
 
 @dataclass(frozen=True, slots=True)

@@ -302,7 +302,8 @@ class SQLiteStorage(Storage):
     async def ingest(self, events: Sequence[NewEvent], inbound: Sequence[InboundMessage]) -> None:
         def op(c: sqlite3.Connection) -> None:
             for m in inbound:
-                row = (m.wamid, m.channel_id, m.wa_id, m.type, json.dumps(m.content), m.created_at)
+                row = (m.wamid, m.channel_id, m.wa_id, m.type, json.dumps(m.content), m.context_message_id,
+                       m.created_at)
                 c.execute(_Q["insert_inbound_message"], row)
             for e in events:
                 injected = ",".join(e.injected) or None

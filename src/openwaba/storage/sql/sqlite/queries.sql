@@ -82,7 +82,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 -- A user's message; Meta may post it twice, the first copy wins.
 INSERT OR IGNORE INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
                                 biz_opaque_callback_data, status, created_at, dispatched)
-VALUES (?, ?, 'in', ?, ?, ?, NULL, NULL, 'received', ?, 1);
+VALUES (?, ?, 'in', ?, ?, ?, ?, NULL, 'received', ?, 1);
 
 -- name: select_undispatched
 SELECT wamid, channel_id, wa_id, type, content, context_message_id, biz_opaque_callback_data, created_at
