@@ -115,6 +115,19 @@ def bound_clock_step(method: str, path: str, body: Any) -> None:
         body["advance_seconds"] = CLOCK_STEP_MAX
 
 
+# Injectable codes that WhatsApp answers with a 5xx: a generated scenario holding one would make every later
+# send answer 5xx on purpose, which the run's "not a server error" check cannot tell from a bug.
+SERVER_ERROR_CODES = frozenset({131000, 131016, 131057})
+
+
+def keep_injected_failures_client_side(method: str, path: str, body: Any) -> None:
+    if method.upper() != "PUT" or not path.endswith("/scenario") or not isinstance(body, dict):
+        return
+    fail = body.get("fail")
+    if isinstance(fail, dict) and isinstance(fail.get("code"), int) and fail["code"] in SERVER_ERROR_CODES:
+        fail["code"] = 131026
+
+
 if os.environ.get(RECEIVER_ENV):  # imported by `schemathesis run` through SCHEMATHESIS_HOOKS
     import schemathesis
 
@@ -123,6 +136,7 @@ if os.environ.get(RECEIVER_ENV):  # imported by `schemathesis run` through SCHEM
         method, path = case.operation.method, case.operation.path
         localise_webhook_urls(method, path, case.body, os.environ[RECEIVER_ENV])
         bound_clock_step(method, path, case.body)
+        keep_injected_failures_client_side(method, path, case.body)
 
 
 # --- fixtures -------------------------------------------------------------------------------------

@@ -186,6 +186,7 @@ INVALID: list[tuple[str, Any, int, str]] = [
     ("fail-probability-bool", {"fail": {"code": 131026, "probability": True}}, 100, "'fail.probability'"),
     ("fail-probability-nan", {"fail": {"code": 131026, "probability": float("nan")}}, 100, "'fail.probability'"),
     ("fail-probability-null", {"fail": {"code": 131026, "probability": None}}, 100, "'fail.probability'"),
+    ("drop-unhashable-item", {"drop": [{}]}, 100, "'drop'"),
     ("fail-next-0", {"fail": {"code": 131026, "next": 0}}, 100, "'fail.next'"),
     ("fail-next-negative", {"fail": {"code": 131026, "next": -3}}, 100, "'fail.next'"),
     ("fail-next-too-big", {"fail": {"code": 131026, "next": 10**6 + 1}}, 100, "'fail.next'"),

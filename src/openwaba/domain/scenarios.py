@@ -218,7 +218,8 @@ def _rules(raw: Any) -> tuple[Rule, ...]:
 
 def _drop(body: dict[str, Any]) -> frozenset[str] | None:
     raw = body.get("drop")
-    if raw is not None and (not isinstance(raw, list) or not set(raw) <= {"delivered", "read"}):
+    # Checked item by item: set() would raise on unhashable items such as {}.
+    if raw is not None and (not isinstance(raw, list) or not all(s in ("delivered", "read") for s in raw)):
         raise RequestError(100, "'drop' lists statuses that never come: \"delivered\" and/or \"read\"")
     drop = set(raw or ())
     if _flag(body, "never_reads"):
