@@ -156,7 +156,7 @@ class Gateway:
     def create(cls, url: str, partner_key: str, partner_id: str, waba_id: str, user_count: int = 3) -> Gateway:
         """A new number with `user_count` simulated users, through the Partner API."""
         serial = next(_numbers)
-        number = f"1555{serial:07d}"
+        number = f"1444{serial:07d}"  # apart from the demo number (1555…) and its users
         wa_ids = [f"1666{serial:05d}{n:02d}" for n in range(1, user_count + 1)]
         with Client(Target.partner(partner_key, partner_id, url)) as partner:
             channel = partner.create_channel(waba_id, number, sandbox_users=wa_ids)
