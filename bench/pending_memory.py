@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import shutil
 import sqlite3
 import statistics
@@ -42,7 +41,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from run import HOST, Openwaba, free_port  # noqa: E402  (bench/run.py: servers started by the harness)
+from run import HOST, Openwaba, cpu_seconds, free_port, machine  # noqa: E402  (bench/run.py: servers started by the harness)
 from run import http as request  # noqa: E402
 
 USER = "15551230001"
@@ -79,22 +78,9 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # after "pid (comm)": fields[0] is state (field 3), so utime (14) and stime (15) are 11 and 12
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} × {model}"
+def described_machine() -> str:
+    info = machine()
+    return f"{info['nproc']} × {info['cpu']}"
 
 
 def db(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -227,11 +213,11 @@ def main() -> None:
 
         # At rest.
         rss: list[int] = []
-        cpu0, w0 = cpu_seconds(pid), time.monotonic()
+        cpu0, w0 = cpu_seconds([pid]), time.monotonic()
         while time.monotonic() - w0 < args.rest:
             rss.append(proc_status(pid)["VmRSS"])
             time.sleep(0.5)
-        cpu_pct = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - w0)
+        cpu_pct = 100 * (cpu_seconds([pid]) - cpu0) / (time.monotonic() - w0)
         rest_rss_mb = statistics.median(rss) / 1024
 
         # GET /metrics (no key needed): what a Prometheus scrape costs.
@@ -273,7 +259,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     print(
-        f"| {dt.date.today().isoformat()} | {machine()} | {args.pending:,} ({due:,}) | {startup_s:.2f} s "
+        f"| {dt.date.today().isoformat()} | {described_machine()} | {args.pending:,} ({due:,}) | {startup_s:.2f} s "
         f"| {burst_s:.1f} s | {peak_mb:.0f} MB | {rest_rss_mb:.0f} MB | {cpu_pct:.1f} % "
         f"| {statistics.median(timings):.0f} / {max(timings):.0f} ms | {send_alone_ms:.0f} / {send_during_ms:.0f} ms |"
     )

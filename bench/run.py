@@ -933,6 +933,16 @@ class FlowResult:
     drained: bool
     waited: float
 
+    def costs(self, items: int) -> dict[str, Any]:
+        """The gateway's CPU and memory (per item too), and the receiver's and load generator's share."""
+        return {
+            **_meter_fields(self.cpu),
+            "cpu_us": 1e6 * self.cpu.cpu / max(1, items),
+            "rcv_pct": 100 * self.receiver_cpu / self.cpu.wall,
+            "lg_pct": 100 * self.loadgen_cpu / self.cpu.wall,
+            "drained": self.drained,
+        }
+
 
 def webhook_flow(
     ctx: Context,
@@ -1065,15 +1075,7 @@ def _b_run(ctx: Context, rate: float, profile_as: str | None = None) -> dict[str
         "during_ps": sum(1 for t in times if t <= flow.t_stop) / (flow.t_stop - flow.t0),
         "after_ps": _rate_after(times, flow.t_stop),
         "lag": (completions[-1] - flow.t_stop) if completions else float("nan"),
-        "cpu_pct": flow.cpu.pct,
-        "cpu_us": 1e6 * flow.cpu.cpu / max(1, len(accepted)),
-        "hwm": flow.cpu.hwm_mb,
-        "rcv_pct": 100 * flow.receiver_cpu / flow.cpu.wall,
-        "lg_pct": 100 * flow.loadgen_cpu / flow.cpu.wall,
-        "other": flow.cpu.other_pct,
-        "steal": flow.cpu.steal_pct,
-        "drained": flow.drained,
-        "main_pct": flow.cpu.main_pct,
+        **flow.costs(len(accepted)),
     }
 
 
@@ -1267,16 +1269,8 @@ def _delivery_runs(
             "missing": missing,
             "dup": sum(c - 1 for c in successes.values() if c > 1),
             "last_after": (times[-1] - flow.t_stop) if times else float("nan"),
-            "cpu_pct": flow.cpu.pct,
-            "cpu_us": 1e6 * flow.cpu.cpu / max(1, len(times)),
-            "hwm": flow.cpu.hwm_mb,
-            "rcv_pct": 100 * flow.receiver_cpu / flow.cpu.wall,
-            "lg_pct": 100 * flow.loadgen_cpu / flow.cpu.wall,
-            "other": flow.cpu.other_pct,
-            "steal": flow.cpu.steal_pct,
-            "drained": flow.drained,
+            **flow.costs(len(times)),
             "waited": flow.waited,
-            "main_pct": flow.cpu.main_pct,
         }
         out.append(r)
         log(
