@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from openwaba.client import ClientError, messages
+from openwaba.client import ClientError, Row, Section, messages
 from openwaba.receiver import Message, Status
 from openwaba.testing import Gateway, Inbox, SimulatedUser, TestClock
 
@@ -135,6 +135,26 @@ def test_users_act_through_the_plugin(gateway: Gateway, user: SimulatedUser, inb
     assert isinstance(place, Message) and place.location is not None and place.location.name == "Berlin"
     assert isinstance(image, Message) and image.media is not None
     assert gateway.client.download_media(image.media.id) == PNG
+
+
+def test_users_pick_rows_and_tap_template_buttons(gateway: Gateway, user: SimulatedUser, inbox: Inbox,
+                                                   clock: TestClock) -> None:
+    components = [{"type": "BODY", "text": "Your order is on its way."},
+                  {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Stop updates"}]}]
+    gateway.client.create_template("plugin_order", "en_US", "utility", components)
+    clock.advance(minutes=1)  # past the sandbox's template review
+    until(lambda: [t.status for t in gateway.client.templates() if t.name == "plugin_order"] == ["approved"])
+    user.say("hi")
+    rows = [Section("Drinks", rows=[Row("tea", "Tea"), Row("juice", "Juice")])]
+    listed = gateway.send(messages.list_message(user.wa_id, "Choose", "Options", rows)).message_id
+    order = gateway.send(messages.template(user.wa_id, "plugin_order", "en_US", components=[
+        messages.button(0, "quick_reply", "STOP-1")])).message_id
+    user.pick(listed, "juice")
+    user.tap_template_button(order, 0)
+    picked, tapped = inbox.wait_for(type="interactive"), inbox.wait_for(type="button")
+    assert isinstance(picked, Message) and picked.interactive is not None and picked.interactive.id == "juice"
+    assert isinstance(tapped, Message) and tapped.button is not None
+    assert (tapped.button.payload, tapped.button.text, tapped.reply_to) == ("STOP-1", "Stop updates", order)
 
 
 def test_scenarios_through_the_plugin(gateway: Gateway, user: SimulatedUser, inbox: Inbox) -> None:

@@ -48,7 +48,7 @@ class Ingest:
                 if event is None:
                     continue
                 events.append(event)
-                if item.kind == "message" and "duplicate" not in made_up:  # the chat shows a message once
+                if item.kind == "message":
                     inbound.append(_inbound(event.channel_id, item, at))
         if events:
             await self._storage.ingest(events, inbound)

@@ -13,7 +13,7 @@ import msgspec
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import ConfigError, RequestError
 from openwaba.domain.scenarios import Failure, Scenario, draw_failure, parse_scenario
-from openwaba.domain.scripts import Progress, advance
+from openwaba.domain.scripts import Progress, ScriptStep, advance
 from openwaba.domain.user_actions import UserAction
 from openwaba.storage.base import Storage
 
@@ -58,10 +58,10 @@ class Scenarios:
         return (await self._progress_of(channel)).get(wa_id, Progress()).view(len(steps))
 
     async def script_turn(
-        self, channel: Channel, wa_id: str, wamid: str, type_name: str, text: str
+        self, channel: Channel, wa_id: str, steps: tuple[ScriptStep, ...], wamid: str, type_name: str, text: str
     ) -> tuple[UserAction | None, bool]:
-        """The user reads a business message: their scripted answer, and whether a script step consumed it."""
-        steps = (await self.effective(channel, wa_id)).script
+        """The user reads a business message: their answer by the script `steps` (the user's effective
+        script), and whether a step consumed the message."""
         if not steps:
             return None, False
         progress = await self._progress_of(channel)

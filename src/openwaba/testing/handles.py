@@ -115,10 +115,10 @@ class SimulatedUser:
         return [m for m in self.phone() if m["direction"] == "outbound"]
 
     def wait_for_message(self, *, contains: str | None = None, type: str | None = None,  # noqa: A002
-                         timeout: float = DEFAULT_TIMEOUT, seen: int | None = None) -> dict[str, Any]:
-        """The next business message (after the `seen` first ones; by default after those already
-        returned) that has `type` and whose text contains `contains` (any case)."""
-        start = self._returned if seen is None else seen
+                         timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The next business message after those already returned that has `type` and whose text
+        contains `contains` (any case)."""
+        start = self._returned
         deadline = time.monotonic() + timeout
         while True:
             arrived = self.received()

@@ -72,9 +72,6 @@ class Inbox:
         """The statuses of one message in the order their webhooks arrived (duplicates included)."""
         return [e.status for e in self.events if isinstance(e, Status) and e.id == message_id]
 
-    def messages(self) -> list[Message]:
-        return [e for e in self.events if isinstance(e, Message)]
-
     def wait_for(self, *, timeout: float = DEFAULT_TIMEOUT, where: Callable[[Event], bool] | None = None,
                  **fields: Any) -> Event:
         """The first event not returned before whose attributes equal `fields` (`from_`, `type`, `status`,

@@ -28,7 +28,7 @@ from openwaba.domain.accounts import Channel, SandboxUser
 from openwaba.domain.errors import CATALOGUE, NotFoundError, RequestError, webhook_error
 from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
-from openwaba.domain.scenarios import STEPS, auto_reply, plan_statuses
+from openwaba.domain.scenarios import STEPS, Scenario, auto_reply, plan_statuses
 from openwaba.domain.template_send import check_template_send, render_body, template_delivery_error
 from openwaba.domain.templates import find_component
 from openwaba.domain.user_actions import TAPS, UserAction, tapped_reply, tapped_template_button
@@ -141,20 +141,26 @@ class SandboxConnector(Connector):
             [self._status(channel, queued, user, step.status, start + step.delay, pricing) for step in planned],
             [step.injected for step in planned],
         )
-        await self._answer(channel, queued, user, start + max(step.delay for step in planned) + _ANSWER_DELAY)
+        if scenario.script or scenario.rules:  # else nobody reads the text: spare a template's look-up
+            seen = start + max(step.delay for step in planned) + _ANSWER_DELAY
+            await self._answer(channel, queued, user, scenario, seen)
 
-    async def _answer(self, channel: Channel, queued: QueuedMessage, user: SandboxUser, seen: float) -> None:
+    async def _answer(
+        self, channel: Channel, queued: QueuedMessage, user: SandboxUser, scenario: Scenario, seen: float
+    ) -> None:
         """The user answers once they have seen the message: as the script says, else by the first matching rule."""
         message = queued.message
         text = await self._shown_text(channel, message.type, message.content)
-        action, matched = await self._scenarios.script_turn(channel, user.wa_id, queued.wamid, message.type, text)
+        action, matched = await self._scenarios.script_turn(
+            channel, user.wa_id, scenario.script or (), queued.wamid, message.type, text
+        )
         if action is not None:
             try:
                 await self.user_acts(channel, user.wa_id, action, at=seen)
             except (RequestError, NotFoundError) as exc:  # e.g. the script taps a button the message lacks
                 await self._scenarios.script_failed(channel, user.wa_id, queued.wamid, str(exc))
             return
-        rule_answer = None if matched else auto_reply(await self._scenarios.effective(channel, user.wa_id), text)
+        rule_answer = None if matched else auto_reply(scenario, text)
         if rule_answer is not None:
             await self._user_sends(channel, user.wa_id, "text", {"body": rule_answer}, queued.wamid, seen)
 
