@@ -56,6 +56,7 @@ PRISM_PACKAGE = "@stoplight/prism-cli@5.14.2"
 WARMUP_S = 3.0
 TICK = os.sysconf("SC_CLK_TCK")
 EXTRA_ENV: dict[str, str] = {}  # --env: applied to every openwaba started
+DATABASE: dict[str, Any] = {"name": "sqlite", "fresh": None}  # --database postgres: a database per openwaba
 
 TARGETS = {
     "a_rps": 8000.0,  # accepted sends/s at 64 connections
@@ -245,6 +246,8 @@ class Openwaba(Server):
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="openwaba-data-", dir=workdir))
         self.extra_env = extra_env or {}
         self.users = users
+        fresh = DATABASE["fresh"]
+        self.database_url: str | None = fresh() if fresh is not None else None
 
     def command(self) -> list[str]:
         return [
@@ -265,6 +268,8 @@ class Openwaba(Server):
             env["OPENWABA_SANDBOX_USERS"] = ",".join(self.users)
         env.update(self.extra_env)
         env.update(EXTRA_ENV)
+        if self.database_url is not None:
+            env["OPENWABA_DATABASE_URL"] = self.database_url
         return env
 
     def ready(self) -> bool:
@@ -1565,7 +1570,8 @@ def render(sections: list[Section], ctx: Context, argv: list[str], started: floa
         f"Command: `{' '.join(['.venv/bin/python', 'bench/run.py', *argv])}`"
         + f" ({(time.monotonic() - started) / 60:.1f} min)",
         "",
-        ("Extra settings: " + ", ".join(f"`{k}={v}`" for k, v in EXTRA_ENV.items()) + ". " if EXTRA_ENV else "")
+        f"Database: {DATABASE['name']}. "
+        + ("Extra settings: " + ", ".join(f"`{k}={v}`" for k, v in EXTRA_ENV.items()) + ". " if EXTRA_ENV else "")
         + f"Measured: {commit()}. Machine: nproc {info['nproc']}, {info['cpu']}, Python {info['python']}, "
         f"Linux {info['kernel']}; {info['wrk']}, nginx {info['nginx']}, node {info['node']}, Prism {PRISM_PACKAGE}. "
         "Load generators, receivers and the gateway share the 2 cores (as in perf-baseline.md), so every "
@@ -1599,6 +1605,29 @@ def check_tools(scenarios: list[str], compare: bool) -> None:
             subprocess.run(command, check=False, stdout=subprocess.DEVNULL)
         if "wrk" in missing and not shutil.which("wrk"):
             sys.exit("wrk is missing; install it with: sudo " + " ".join(command))
+
+
+def start_postgres() -> Any:
+    """The test suite's throwaway PostgreSQL launcher, durable this time: fsync and
+    synchronous commit on, data on disk, as a production database would be."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pgcluster import Cluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        raise SystemExit("no PostgreSQL server binaries: run scripts/test once (it installs them)")
+    cluster = Cluster(bindir, durable=True, parent=Path(tempfile.gettempdir()))
+    cluster.start()
+    numbers = iter(range(1, 1_000_000))
+
+    def fresh() -> str:
+        name = f"bench_{next(numbers)}"
+        cluster.create_database(name)
+        return str(cluster.url(name))
+
+    DATABASE.update(name=f"PostgreSQL {cluster.server_version} (fsync on, data on disk, unix socket)", fresh=fresh)
+    log(f"PostgreSQL {cluster.server_version} on port {cluster.port}")
+    return cluster
 
 
 def main() -> None:
@@ -1646,6 +1675,12 @@ def main() -> None:
         "--quiet-limit", type=float, default=25.0, help="quiet = busy CPU below this %% of one core over 1 s"
     )
     parser.add_argument("--workdir", type=Path, default=None, help="where temporary files go (default /tmp)")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="postgres: start a throwaway PostgreSQL (fsync on, data on disk) and give every openwaba its own database",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, arrivals, profiles)")
     args = parser.parse_args()
     scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
@@ -1672,6 +1707,7 @@ def main() -> None:
     info = machine()
     log(f"workdir {workdir}; nproc {info['nproc']}, {info['cpu']}, Python {info['python']}")
     sections = []
+    cluster = start_postgres() if args.database == "postgres" else None
     try:
         for key in scenarios:
             t = time.monotonic()
@@ -1679,6 +1715,8 @@ def main() -> None:
             sections.append(SCENARIOS[key](ctx))
             log(f"scenario {key} took {time.monotonic() - t:.0f} s")
     finally:
+        if cluster is not None:
+            cluster.stop()
         report = render(sections, ctx, sys.argv[1:], started, info) if sections else ""
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

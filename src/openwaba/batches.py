@@ -1,8 +1,9 @@
-"""Group commit's intake: one writer thread takes every job that queued up while
-it was busy, so one transaction (and one fsync) serves them all."""
+"""Group commit's intake: a writer takes every job that queued up while it was
+busy, so one transaction (and one fsync) serves them all."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 from typing import TypeVar
 
@@ -28,4 +29,12 @@ def next_batch(jobs: queue.SimpleQueue[T | None], limit: int) -> list[T] | None:
             jobs.put(None)
             break
         batch.append(job)
+    return batch
+
+
+async def drain(jobs: asyncio.Queue[T], limit: int) -> list[T]:
+    """Wait for one job, then take what else is queued, up to `limit` (the asyncio twin of next_batch)."""
+    batch = [await jobs.get()]
+    while len(batch) < limit and not jobs.empty():
+        batch.append(jobs.get_nowait())
     return batch

@@ -23,6 +23,12 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = Path("./openwaba-data")
+    # postgresql://… to share one database between several nodes; SQLite in data_dir otherwise
+    database_url: str | None = None
+    database_pool: int = 10  # connections per node
+    # how long work a node has claimed (deliveries, hand-overs) stays its own without renewal:
+    # a node that dies leaves it to the others after this many seconds
+    lease_seconds: float = 30.0
     # sandbox seed: fixed in advance by scripts and test suites, random otherwise
     sandbox_api_key: str | None = None
     sandbox_phone_number: str = "15550001234"
@@ -91,6 +97,10 @@ class Settings:
             re.compile(settings.sandbox_template_reject)
         except re.error as exc:
             raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
+        if settings.database_url is not None and not settings.database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("OPENWABA_DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite)")
+        if settings.lease_seconds <= settings.webhook_timeout:
+            raise ConfigError("OPENWABA_LEASE_SECONDS must be longer than OPENWABA_WEBHOOK_TIMEOUT")
         try:
             settings.retry_policy()
         except ValueError as exc:
@@ -122,6 +132,9 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "host": str,
     "port": int,
     "data_dir": Path,
+    "database_url": str,
+    "database_pool": int,
+    "lease_seconds": float,
     "sandbox_api_key": str,
     "sandbox_phone_number": str,
     "sandbox_users": _csv,

@@ -38,7 +38,7 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.clock: Clock = ManualClock() if settings.clock == "manual" else Clock()
-        self.storage: Storage = SQLiteStorage(settings.database_path)
+        self.storage = _storage(settings)
         self.webhooks = Webhooks(self.storage, multi_max=settings.multi_webhook_max, ssrf_guard=settings.ssrf_guard)
         self.accounts = Accounts(self.storage, self.clock, on_webhook_removed=self.webhooks.forget)
         self.dispatcher = Dispatcher(
@@ -49,6 +49,7 @@ class Gateway:
             settings.delivery_concurrency,
             settings.destination_concurrency,
             CircuitBreaker(settings.circuit_open_after, settings.circuit_probe_every),
+            settings.lease_seconds,
         )
         self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake, settings.retry_horizon)
         self.delivery_log = DeliveryLog(
@@ -76,34 +77,56 @@ class Gateway:
         connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
         self.profiles = Profiles(self.storage)
         self.limits = Limits(self.storage, settings.throughput, settings.rate_limits)
-        self.sending = Sending(self.storage, self.accounts, connectors, self.limits, self.clock)
+        self.sending = Sending(
+            self.storage, self.accounts, connectors, self.limits, self.clock, settings.lease_seconds
+        )
         self.clock.on_change(self.dispatcher.wake)
+        self.storage.listen(self.dispatcher.wake, self._forget_configuration)
         self.seed: SandboxSeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.storage.open()
-        # This process owns the data directory (the storage holds a lock on it),
-        # so leases left by a killed predecessor can be dropped at once.
+        # With SQLite this process owns the data directory (the storage holds a lock
+        # on it), so leases left by a killed predecessor are dropped at once; a
+        # shared database keeps other nodes' leases.
         await self.storage.release_leases()
         if isinstance(self.clock, ManualClock):
             self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
         s = self.settings
-        await self.templates.backfill_starters()
-        self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
-        if s.sandbox_scenario is not None:
-            await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
-        await self.media.start()
-        await self._greet(self.seed)
+        async with self.storage.lock("start-up"):  # nodes starting together seed once
+            await self.templates.backfill_starters()
+            self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
+            if s.sandbox_scenario is not None:
+                await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
+            await self._greet(self.seed)
+            await self.media.start()  # the download-URL secret: one for every node
         recovered = await self.sending.recover()
         if recovered:
             log.info("re-queued %d accepted messages for hand-over", recovered)
         self._tasks = [
             asyncio.create_task(self.sending.run_handover(), name="handover"),
+            asyncio.create_task(self.sending.run_reclaim(), name="reclaim"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
         ]
         for task in self._tasks:
             task.add_done_callback(_crash_loudly)
+
+    def describe_storage(self) -> str:
+        """Where the data lives, for the start-up summary (no password)."""
+        if self.settings.database_url is None:
+            return str(self.settings.data_dir.resolve())
+        from openwaba.storage.postgres import redacted
+
+        return f"{redacted(self.settings.database_url)}, media in {self.settings.data_dir.resolve()}"
+
+    def _forget_configuration(self) -> None:
+        """Another process changed configuration: drop every cache of it."""
+        self.accounts.forget()
+        self.webhooks.forget()
+        self.limits.forget()
+        self.scenarios.forget()
+        self.sandbox.forget()
 
     async def _greet(self, seed: SandboxSeed) -> None:
         """On first start every simulated user says hello, which opens their
@@ -128,6 +151,14 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.storage.close()
+
+
+def _storage(settings: Settings) -> Storage:
+    if settings.database_url is None:
+        return SQLiteStorage(settings.database_path)
+    from openwaba.storage.postgres import PostgresStorage  # asyncpg is the `postgres` extra
+
+    return PostgresStorage(settings.database_url, settings.database_pool)
 
 
 def _crash_loudly(task: asyncio.Task[None]) -> None:

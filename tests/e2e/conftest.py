@@ -3,6 +3,8 @@ webhook receiver, all on 127.0.0.1."""
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -45,13 +47,30 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFac
     """`server(env=None, start=True) -> Server`: a real `openwaba serve` on a fresh
     data directory and port. Every server is stopped at teardown; on failure their
     output is printed."""
-    factory = ServerFactory(tmp_path, DEFAULT_ENV)
+    factory = ServerFactory(tmp_path, DEFAULT_ENV, _postgres_databases(request))
     try:
         yield factory
     finally:
         factory.close()
         if _failed(request):
             print(factory.report())
+
+
+def _postgres_databases(request: pytest.FixtureRequest) -> Callable[[], str] | None:
+    """With OPENWABA_TEST_DATABASE=postgres every server gets a fresh PostgreSQL
+    database instead of SQLite: the whole end-to-end suite on the other store."""
+    if os.environ.get("OPENWABA_TEST_DATABASE") != "postgres":
+        return None
+    cluster = request.getfixturevalue("pg_cluster")
+    template = request.getfixturevalue("pg_template")
+    names = itertools.count(1)
+
+    def fresh() -> str:
+        name = f"e2e_{os.getpid()}_{id(request.node)}_{next(names)}"
+        cluster.create_database(name, template=template)
+        return str(cluster.url(name))
+
+    return fresh
 
 
 @pytest.fixture

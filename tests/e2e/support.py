@@ -8,11 +8,14 @@ for things to *arrive* (a webhook, a row in the database), always bounded.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import errno
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -482,7 +485,11 @@ class Server:
 
     # the database, read-only ----------------------------------------------------------
     def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        """Run a read-only query against the server's SQLite file."""
+        """Run a read-only query against the server's SQLite file (or its PostgreSQL
+        database: the SQLite dialect of these tests is translated)."""
+        url = self.env.get("OPENWABA_DATABASE_URL")
+        if url:
+            return _postgres_query(url, sql, params)
         conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5)
         conn.row_factory = sqlite3.Row
         try:
@@ -516,12 +523,33 @@ def text_message(to: str, body: str) -> dict[str, Any]:
     }
 
 
+def _postgres_query(url: str, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    import asyncpg  # the PostgreSQL runs only
+
+    numbers = itertools.count(1)
+    sql = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+    sql = re.sub(r"\b(dispatched|removed|disabled|fifo|paused|multi_webhook) = ([01])\b",
+                 lambda m: f"{m[1]} = {'true' if m[2] == '1' else 'false'}", sql)
+    sql = sql.replace("ORDER BY rowid", "ORDER BY created_at")
+
+    async def run() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [dict(row) for row in await conn.fetch(sql, *params)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 class ServerFactory:
     """Creates servers in a base directory and stops them all at the end."""
 
-    def __init__(self, base: Path, default_env: dict[str, str | None]) -> None:
+    def __init__(self, base: Path, default_env: dict[str, str | None],
+                 database: Callable[[], str] | None = None) -> None:
         self.base = base
         self.default_env = default_env
+        self.database = database  # a fresh PostgreSQL database per server, instead of SQLite
         self.servers: list[Server] = []
 
     def __call__(self, env: dict[str, str | None] | None = None, *, start: bool = True) -> Server:
@@ -530,6 +558,8 @@ class ServerFactory:
         logs = self.base / f"server{number}" / "logs"
         logs.mkdir(parents=True)
         merged = {**self.default_env, **(env or {})}
+        if self.database is not None and "OPENWABA_DATABASE_URL" not in merged:
+            merged["OPENWABA_DATABASE_URL"] = self.database()
         server = Server(data_dir=data_dir, port=free_port(), env=merged, logs=logs,
                         api_key=merged.get("OPENWABA_SANDBOX_API_KEY") or None)
         self.servers.append(server)

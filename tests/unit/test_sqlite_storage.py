@@ -393,7 +393,7 @@ def test_ingest_stores_inbound_messages_and_status_updates(db: Path) -> None:
         async with opened(db) as s:
             channel = await make_channel(s)
             main = await make_destination(s, channel)
-            await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0))
+            await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0), T0)
             inbound = InboundMessage("wamid.IN", channel.id, "4915112345678", "text", {"body": "hi"}, T0 + 1)
             await s.ingest(
                 [
@@ -596,15 +596,16 @@ def test_outbound_queue(db: Path) -> None:
         async with opened(db) as s:
             channel = await make_channel(s)
             for i in range(3):
-                await s.insert_outbound(QueuedMessage(f"wamid.{i}", channel.id, outgoing(body=f"m{i}"), T0 + i))
-            queued = await s.undispatched(10)
-            assert [q.wamid for q in queued] == ["wamid.0", "wamid.1", "wamid.2"]
+                await s.insert_outbound(QueuedMessage(f"wamid.{i}", channel.id, outgoing(body=f"m{i}"), T0 + i), T0 + 30)
+            assert await s.claim_undispatched(T0 + 10, 10, T0 + 60) == []  # the accepting process holds them
+            queued = await s.claim_undispatched(T0 + 31, 2, T0 + 90)
+            assert [q.wamid for q in queued] == ["wamid.0", "wamid.1"]
             assert queued[1].message.content == {"body": "m1", "preview_url": False}
             assert queued[1].message.wa_id == "4915112345678"
             assert queued[1].created_at == T0 + 1
-            assert [q.wamid for q in await s.undispatched(2)] == ["wamid.0", "wamid.1"]
+            assert [q.wamid for q in await s.claim_undispatched(T0 + 31, 10, T0 + 90)] == ["wamid.2"]
             await s.mark_dispatched(["wamid.0", "wamid.2"])
-            assert [q.wamid for q in await s.undispatched(10)] == ["wamid.1"]
+            assert [q.wamid for q in await s.claim_undispatched(T0 + 91, 10, T0 + 150)] == ["wamid.1"]
 
     run(test)
 
@@ -631,12 +632,12 @@ def test_group_commit_isolates_a_failing_operation(db: Path, monkeypatch: pytest
             messages = [QueuedMessage(f"wamid.{i:03d}", channel.id, outgoing(body=str(i)), T0 + i) for i in range(200)]
             duplicate = QueuedMessage("wamid.199", channel.id, outgoing(body="dup"), T0 + 500)
             results = await asyncio.gather(
-                *(s.insert_outbound(m) for m in [*messages, duplicate]), return_exceptions=True
+                *(s.insert_outbound(m, T0) for m in [*messages, duplicate]), return_exceptions=True
             )
             assert results[:200] == [None] * 200
             assert isinstance(results[200], ConflictError)
             hold.clear()
-            stored = await s.undispatched(1000)
+            stored = await s.claim_undispatched(T0 + 1, 1000, T0 + 2)
             assert [q.wamid for q in stored] == [m.wamid for m in messages]
             assert stored[-1].message.content["body"] == "199"  # the first write won
 
@@ -652,12 +653,12 @@ def test_group_commit_many_concurrent_writers_without_help(db: Path) -> None:
     async def test() -> None:
         async with opened(db) as s:
             channel = await make_channel(s)
-            calls = [s.insert_outbound(QueuedMessage(f"wamid.{i}", channel.id, outgoing(), T0)) for i in range(200)]
-            calls.insert(100, s.insert_outbound(QueuedMessage("wamid.7", channel.id, outgoing(), T0)))
+            calls = [s.insert_outbound(QueuedMessage(f"wamid.{i}", channel.id, outgoing(), T0), T0) for i in range(200)]
+            calls.insert(100, s.insert_outbound(QueuedMessage("wamid.7", channel.id, outgoing(), T0), T0))
             results = await asyncio.gather(*calls, return_exceptions=True)
             failures = [r for r in results if r is not None]
             assert len(failures) == 1 and isinstance(failures[0], ConflictError)
-            assert len(await s.undispatched(1000)) == 200
+            assert len(await s.claim_undispatched(T0 + 1, 1000, T0 + 2)) == 200
 
     run(test)
 
@@ -672,7 +673,7 @@ def test_data_survives_close_and_reopen(db: Path) -> None:
             await s.replace_api_key(channel.id, ids.hash_api_key("key"), "key", T0, False)
             dest = await make_destination(s, channel)
             await s.set_value("setting", "on")
-            await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0))
+            await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0), T0)
             await s.ingest([event(channel, T0, dest)], [])
             (claimed,) = await s.claim_due(T0, 10, T0 + 60)  # leased when the process stops
             return channel, dest
@@ -685,7 +686,7 @@ def test_data_survives_close_and_reopen(db: Path) -> None:
             assert await s.channel_for_key(ids.hash_api_key("key")) == channel
             assert await s.destinations(scope(channel)) == [dest]
             assert await s.get_value("setting") == "on"
-            assert [q.wamid for q in await s.undispatched(10)] == ["wamid.OUT"]
+            assert [q.wamid for q in await s.claim_undispatched(T0 + 1, 10, T0 + 2)] == ["wamid.OUT"]
             assert await s.claim_due(T0 + 1, 10, T0 + 60) == []  # the lease survived too
             await s.release_leases()
             assert len(await s.claim_due(T0 + 1, 10, T0 + 60)) == 1

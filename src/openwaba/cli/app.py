@@ -34,6 +34,7 @@ def _group(name: str, help_: str) -> typer.Typer:
 
 
 app.command(rich_help_panel=_GATEWAY)(serve.serve)
+app.command(rich_help_panel=_GATEWAY)(serve.migrate)
 app.command(rich_help_panel=_MESSAGES)(messaging.send)
 
 sandbox = _group("sandbox", "Act as the sandbox's simulated WhatsApp users; set scenarios; move the clock.")

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from openwaba.cli import output
-from openwaba.domain.errors import ConfigError
+from openwaba.domain.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
+    from openwaba.config import Settings
     from openwaba.gateway import Gateway
 
 SERVER_HINT = "openwaba serve needs the gateway: pip install 'openwaba[server]'"
@@ -28,8 +29,12 @@ def serve(
     data_dir: Annotated[
         Path | None, typer.Option(help="Where data is stored (env OPENWABA_DATA_DIR, default ./openwaba-data).")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="postgresql://… to share one database between nodes (env OPENWABA_DATABASE_URL)."),
+    ] = None,
 ) -> None:
-    """Run the gateway (SQLite in the data directory, sandbox connector)."""
+    """Run the gateway (SQLite in the data directory, or PostgreSQL; sandbox connector)."""
     try:
         import uvicorn
 
@@ -40,7 +45,9 @@ def serve(
     from openwaba.config import Settings
 
     try:
-        settings = Settings.from_env().with_overrides(host=host, port=port, data_dir=data_dir)
+        settings = Settings.from_env().with_overrides(
+            host=host, port=port, data_dir=data_dir, database_url=database_url
+        )
     except ConfigError as exc:
         output.usage_error(str(exc))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -65,6 +72,51 @@ def serve(
         raise typer.Exit(1)
 
 
+def migrate(
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="postgresql://… (env OPENWABA_DATABASE_URL); SQLite in the data directory if unset."),
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="The SQLite data directory (env OPENWABA_DATA_DIR).")] = None,
+) -> None:
+    """Bring the database schema up to date (`serve` does it too; run it first when several nodes start together)."""
+    import asyncio
+
+    from openwaba.config import Settings
+
+    try:
+        settings = Settings.from_env().with_overrides(database_url=database_url, data_dir=data_dir)
+    except ConfigError as exc:
+        output.usage_error(str(exc))
+    try:
+        applied, where = asyncio.run(_migrate(settings))
+    except ImportError as exc:
+        output.usage_error(f"cannot load the storage ({exc})", "PostgreSQL needs: pip install 'openwaba[postgres]'")
+    except (ConfigError, StorageError) as exc:
+        output.usage_error(str(exc))
+    if applied:
+        output.out().print(f"{where}: applied migrations {', '.join(map(str, applied))}", highlight=False)
+    else:
+        output.out().print(f"{where}: the schema is up to date", highlight=False)
+
+
+async def _migrate(settings: Settings) -> tuple[list[int], str]:
+    if settings.database_url is not None:
+        from openwaba.storage import postgres
+
+        try:
+            return await postgres.migrate(settings.database_url), postgres.redacted(settings.database_url)
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"cannot migrate {postgres.redacted(settings.database_url)}: {exc}") from None
+    from openwaba.storage.sqlite import SQLiteStorage
+
+    storage = SQLiteStorage(settings.database_path)
+    await storage.open()
+    applied = await storage.migrated()
+    await storage.close()
+    return applied, str(settings.database_path)
+
+
 def print_summary(gateway: Gateway) -> None:
     """On first start: the demo number, its key, the simulated users, and commands to try."""
     seed = gateway.seed
@@ -74,7 +126,7 @@ def print_summary(gateway: Gateway) -> None:
     base = f"http://{s.host}:{s.port}"
     key = seed.api_key
     out = output.out()
-    out.print(f"[bold green]openwaba[/bold green] listening on {base}  (data: {s.data_dir.resolve()})")
+    out.print(f"[bold green]openwaba[/bold green] listening on {base}  (data: {gateway.describe_storage()})")
     out.print(f"  sandbox number : +{seed.channel.phone_number}  (phone_number_id {seed.channel.phone_number_id})")
     if key:
         out.print(f"  D360-API-KEY   : {key}")

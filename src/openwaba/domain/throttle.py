@@ -8,12 +8,13 @@ allows. Memory is one float per sender; no timers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 THROUGHPUT_DEFAULT = 80.0  # messages per second per business number (Meta's default tier)
 PAIR_INTERVAL = 6.0  # one message every 6 s to the same user ...
 PAIR_BURST = 45  # ... with bursts of up to 45 borrowed from future quota
-_SLACK = 1e-6  # seconds: float rounding of accumulated due times must not refuse an on-time sender
+SLACK = 1e-6  # seconds: float rounding of accumulated due times must not refuse an on-time sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Rate:
     def admit(self, due: float | None, now: float) -> float | None:
         """The sender's new due time if a message is allowed now, else None."""
         start = now if due is None or due < now else due
-        if start - now > self.interval * (self.burst - 1) + _SLACK:
+        if start - now > self.interval * (self.burst - 1) + SLACK:
             return None
         return start + self.interval
 
@@ -38,3 +39,27 @@ class Rate:
 
 
 PAIR_RATE = Rate(PAIR_INTERVAL, PAIR_BURST)
+
+
+class Buckets:
+    """Many senders' GCRA due times, in memory: for a store only one process uses."""
+
+    def __init__(self, prune_at: int = 100_000) -> None:
+        self._due: dict[str, float] = {}
+        self._prune_at = prune_at  # tracked senders; past this, the ones back at rest are forgotten
+
+    def admit(self, buckets: Sequence[tuple[str, Rate]], now: float) -> tuple[int, float] | None:
+        """Count one message against every bucket, all or nothing. None when
+        admitted; else the index of the first bucket over its limit and its due time."""
+        dues: list[float] = []
+        for index, (key, rate) in enumerate(buckets):
+            current = self._due.get(key)
+            due = rate.admit(current, now)
+            if due is None:
+                return index, current if current is not None else now
+            dues.append(due)
+        for (key, _), due in zip(buckets, dues):
+            self._due[key] = due
+        if len(self._due) > self._prune_at:
+            self._due = {k: due for k, due in self._due.items() if due > now}
+        return None

@@ -38,6 +38,11 @@ class Accounts:
         self._by_key: dict[str, Channel | None] = {}
         self._by_phone_number_id: dict[str, Channel] = {}
 
+    def forget(self) -> None:
+        """Drop cached keys and numbers (changed by another process sharing the store)."""
+        self._by_key.clear()
+        self._by_phone_number_id.clear()
+
     async def authenticate(self, api_key: str | None) -> Channel:
         """The channel an API key belongs to; AuthError for a missing or unknown key."""
         if not api_key:

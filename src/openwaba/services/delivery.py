@@ -3,7 +3,9 @@ every attempt.
 
 Deliveries are claimed from storage with a lease, posted concurrently (up to
 the concurrency limit), and their outcomes committed before anything else is
-decided. Deliveries of one conversation to one destination are posted one at
+decided. While this process holds deliveries (in flight, or queued behind
+their conversation) it renews their leases; if it dies, the leases expire and
+any process sharing the store takes the work over. Deliveries of one conversation to one destination are posted one at
 a time, in the order they became due, so `sent`, `delivered` and `read` of a
 message never overtake each other unless a retry intervenes.
 """
@@ -20,6 +22,7 @@ import aiohttp
 from openwaba import metrics
 from openwaba.clock import Clock
 from openwaba.domain.deliveries import AttemptOutcome, DeliveryState, DueDelivery
+from openwaba.domain.errors import StorageError
 from openwaba.domain.retry import RetryPolicy, honour_retry_after, parse_retry_after
 from openwaba.domain.signing import meta_signature, standard_signature
 from openwaba.storage.base import AttemptRecord, Storage
@@ -81,6 +84,7 @@ class Dispatcher:
         concurrency: int,
         per_destination: int = 16,
         breaker: CircuitBreaker | None = None,
+        lease: float = 30.0,
     ):
         self._storage = storage
         self._clock = clock
@@ -90,6 +94,7 @@ class Dispatcher:
         self._per_destination = per_destination
         self._destination_slots: dict[int, asyncio.Semaphore] = {}
         self._breaker = breaker or CircuitBreaker()
+        self._lease = max(lease, timeout + 1.0)
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._tails: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -107,20 +112,33 @@ class Dispatcher:
         timeout = aiohttp.ClientTimeout(total=self._timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
             self._session = session
-            while True:
-                self._wake.clear()
-                claimed = await self._claim()
-                if claimed and self._in_flight < self._concurrency:
-                    continue  # there may be more due right now
-                await self._sleep()
+            renewing = asyncio.create_task(self._renew_leases(), name="lease-renewal")
+            try:
+                while True:
+                    self._wake.clear()
+                    claimed = await self._claim()
+                    if claimed and self._in_flight < self._concurrency:
+                        continue  # there may be more due right now
+                    await self._sleep()
+            finally:
+                renewing.cancel()
+
+    async def _renew_leases(self) -> None:
+        """Keep what this process holds its own, however long it waits behind its conversation."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            if self._active:
+                try:
+                    await self._storage.renew_leases(sorted(self._active), self._clock.now() + self._lease)
+                except StorageError as exc:
+                    log.warning("renewing delivery leases failed: %s", exc)
 
     async def _claim(self) -> int:
         free = self._concurrency - self._in_flight
         if free <= 0:
             return 0
         now = self._clock.now()
-        lease = now + self._timeout + 30
-        due = await self._storage.claim_due(now, min(free, _CLAIM_BATCH), lease)
+        due = await self._storage.claim_due(now, min(free, _CLAIM_BATCH), now + self._lease)
         postponed: dict[float, list[int]] = {}
         for delivery in due:
             if delivery.id in self._active:

@@ -1,7 +1,7 @@
 """Per-number throughput (130429) and the per-user pair rate limit (131056).
 
-State lives in memory: a limit is about the last seconds, and a restart that
-forgets it only ever lets a little more through, never loses a message.
+The counters live in the store (`Storage.admit`), so processes sharing one
+database share the limits; with SQLite, one process, they are in its memory.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import RequestError
 from openwaba.domain.throttle import PAIR_RATE, Rate
 from openwaba.storage.base import ChannelLimits, Storage
-
-_PRUNE_AT = 100_000  # tracked senders; past this, the ones back at rest are forgotten
 
 
 def check_limits(limits: ChannelLimits) -> None:
@@ -28,8 +26,10 @@ class Limits:
         self._default_enabled = enabled
         # Effective settings per channel, with the number's rate built once.
         self._effective: dict[int, tuple[ChannelLimits, Rate]] = {}
-        self._number_due: dict[int, float] = {}
-        self._pair_due: dict[tuple[int, str], float] = {}
+
+    def forget(self) -> None:
+        """Drop cached settings (changed by another process)."""
+        self._effective.clear()
 
     async def settings(self, channel: Channel) -> ChannelLimits:
         """The channel's effective limits: its own, else the deployment's."""
@@ -73,21 +73,18 @@ class Limits:
         limits, number_rate = await self._settings_and_rate(channel)
         if not limits.rate_limits:
             return
-        number_due = number_rate.admit(self._number_due.get(channel.id), now)
-        if number_due is None:
+        buckets = [(f"number:{channel.id}", number_rate), (f"pair:{channel.id}:{wa_id}", PAIR_RATE)]
+        refused = await self._storage.admit(buckets, now)
+        if refused is None:
+            return
+        index, due = refused
+        if index == 0:
             raise RequestError(
                 130429, f"Cloud API message throughput ({limits.throughput:g} messages/s) has been reached."
             )
-        pair = (channel.id, wa_id)
-        pair_due = PAIR_RATE.admit(self._pair_due.get(pair), now)
-        if pair_due is None:
-            wait = PAIR_RATE.retry_after(self._pair_due[pair], now)
-            raise RequestError(
-                131056,
-                "Message failed to send because there were too many messages sent from this phone number to the "
-                f"same phone number in a short period of time. Retry in {wait:.0f} s.",
-            )
-        self._number_due[channel.id] = number_due
-        self._pair_due[pair] = pair_due
-        if len(self._pair_due) > _PRUNE_AT:
-            self._pair_due = {k: due for k, due in self._pair_due.items() if due > now}
+        wait = PAIR_RATE.retry_after(due, now)
+        raise RequestError(
+            131056,
+            "Message failed to send because there were too many messages sent from this phone number to the "
+            f"same phone number in a short period of time. Retry in {wait:.0f} s.",
+        )

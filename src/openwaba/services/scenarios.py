@@ -27,6 +27,12 @@ class Scenarios:
         self._rngs: dict[int, random.Random] = {}
         self._progress: dict[int, dict[str, Progress]] = {}
 
+    def forget(self) -> None:
+        """Drop cached layers and script progress (changed by another process).
+        Random generators stay: each process draws from its own."""
+        self._layers.clear()
+        self._progress.clear()
+
     async def get(self, channel: Channel, wa_id: str | None = None) -> Scenario:
         """The layer as set (the number's, or one user's), not merged."""
         return (await self._of(channel)).get(wa_id or _NUMBER, Scenario())

@@ -1,8 +1,11 @@
 """Sending: validate, commit, answer, then hand over to the channel's connector.
 
 A send is acknowledged once the message row is committed. Hand-over to the
-connector happens afterwards, from an in-process queue that is refilled from
-storage at start-up, so a crash between the two loses nothing.
+connector happens afterwards, from an in-process queue. The accepting process
+holds the message's hand-over lease; messages whose lease expired (their
+process stopped before handing them over) are claimed again at start-up and
+every little while, by whichever process sharing the store gets there first,
+so a crash between the two loses nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from openwaba.batches import drain
 from openwaba.clock import Clock
 from openwaba.connectors.base import Connector, ConnectorError
 from openwaba.domain import ids
@@ -25,6 +29,7 @@ log = logging.getLogger("openwaba.sending")
 
 _HANDOVER_BATCH = 256
 _RETRY_PAUSE = 1.0
+_RECLAIM_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +49,22 @@ class Read:
 
 class Sending:
     def __init__(
-        self, storage: Storage, accounts: Accounts, connectors: dict[str, Connector], limits: Limits, clock: Clock
+        self,
+        storage: Storage,
+        accounts: Accounts,
+        connectors: dict[str, Connector],
+        limits: Limits,
+        clock: Clock,
+        lease: float = 30.0,
     ):
         self._storage = storage
         self._accounts = accounts
         self._connectors = connectors
         self._limits = limits
         self._clock = clock
+        self._lease = lease  # how long another process leaves this one's accepted messages alone
         self._handover: asyncio.Queue[QueuedMessage] = asyncio.Queue()
+        self._queued: set[str] = set()  # wamids in the queue: a reclaim must not queue them twice
 
     async def post(self, channel: Channel, body: bytes, dialect: Dialect) -> Accepted | Read:
         """`POST /messages`: a message to send, or a mark-as-read of a received one."""
@@ -65,9 +78,14 @@ class Sending:
         now = self._clock.now()
         await self._limits.admit(channel, message.wa_id, now)
         queued = QueuedMessage(ids.wamid(message.wa_id, outbound=True), channel.id, message, now)
-        await self._storage.insert_outbound(queued)
-        self._handover.put_nowait(queued)
+        await self._storage.insert_outbound(queued, now + self._lease)
+        self._queue(queued)
         return Accepted(queued.wamid, message.input, message.wa_id)
+
+    def _queue(self, queued: QueuedMessage) -> None:
+        if queued.wamid not in self._queued:
+            self._queued.add(queued.wamid)
+            self._handover.put_nowait(queued)
 
     async def mark_read(self, channel: Channel, message_id: str, *, typing: bool = False) -> Read:
         """Mark a received message (and the user's earlier ones) read; optionally show "typing…"."""
@@ -83,22 +101,34 @@ class Sending:
         return Read(message_id, wa_id)
 
     async def recover(self) -> int:
-        """Queue again what was accepted but not handed over before the last stop."""
-        pending = await self._storage.undispatched(limit=1_000_000)
-        for queued in pending:
-            self._handover.put_nowait(queued)
-        return len(pending)
+        """Queue what was accepted but not handed over by a process that stopped."""
+        count = 0
+        while True:
+            now = self._clock.now()
+            claimed = await self._storage.claim_undispatched(now, _RECLAIM_BATCH, now + self._lease)
+            for queued in claimed:
+                self._queue(queued)
+            count += len(claimed)
+            if len(claimed) < _RECLAIM_BATCH:
+                return count
+
+    async def run_reclaim(self) -> None:
+        """Forever: pick up messages another process accepted and then died holding."""
+        while True:
+            await asyncio.sleep(self._lease / 2)
+            recovered = await self.recover()
+            if recovered:
+                log.info("claimed %d accepted messages whose hand-over lease had expired", recovered)
 
     async def run_handover(self) -> None:
         """Forever: take accepted messages in batches and give them to their connectors."""
         while True:
-            batch = [await self._handover.get()]
-            while len(batch) < _HANDOVER_BATCH and not self._handover.empty():
-                batch.append(self._handover.get_nowait())
+            batch = await drain(self._handover, _HANDOVER_BATCH)
             done = await asyncio.gather(*(self._hand_over(q) for q in batch))
             handed = [q.wamid for q, ok in zip(batch, done) if ok]
             if handed:
                 await self._storage.mark_dispatched(handed)
+                self._queued.difference_update(handed)
             failed = [q for q, ok in zip(batch, done) if not ok]
             if failed:
                 await asyncio.sleep(_RETRY_PAUSE)

@@ -1,14 +1,17 @@
 """The storage seam: what services need from a database, and nothing more.
 
-Implementations: `sqlite.py` (embedded default). Every write method is atomic;
-when it returns, its data is committed durably. Implementations translate
-their driver's exceptions into `openwaba.domain.errors` at this boundary.
+Implementations: `sqlite.py` (embedded default, one process) and
+`postgres.py` (several processes, on several machines, share one database).
+Every write method is atomic; when it returns, its data is committed durably.
+Implementations translate their driver's exceptions into
+`openwaba.domain.errors` at this boundary.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
@@ -23,6 +26,7 @@ from openwaba.domain.deliveries import (
 )
 from openwaba.domain.messages import OutgoingMessage
 from openwaba.domain.routing import FanOut
+from openwaba.domain.throttle import Rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None: ...
 
+    @abc.abstractmethod
+    def listen(self, on_due: Callable[[], None], on_config: Callable[[], None]) -> None:
+        """Be told of changes other processes made: new due deliveries, and
+        configuration (webhooks, keys, limits, settings) that caches must drop."""
+
+    @abc.abstractmethod
+    def lock(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Mutual exclusion across every process using the store (start-up seeding)."""
+
     # accounts -----------------------------------------------------------
     @abc.abstractmethod
     async def create_waba(self, waba: Waba, now: float, templates: Sequence[StoredTemplate] = ()) -> None:
@@ -230,10 +243,12 @@ class Storage(abc.ABC):
 
     # messages and events ------------------------------------------------
     @abc.abstractmethod
-    async def insert_outbound(self, queued: QueuedMessage) -> None: ...
+    async def insert_outbound(self, queued: QueuedMessage, lease_until: float) -> None:
+        """Store an accepted message; this process hands it over until `lease_until`."""
 
     @abc.abstractmethod
-    async def undispatched(self, limit: int) -> list[QueuedMessage]: ...
+    async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
+        """Accepted messages not handed over whose lease has expired, leased to the caller."""
 
     @abc.abstractmethod
     async def mark_dispatched(self, wamids: Sequence[str]) -> None: ...
@@ -246,6 +261,10 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def claim_due(self, now: float, limit: int, lease_until: float) -> list[DueDelivery]:
         """Lease up to `limit` due deliveries so no other worker attempts them."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, delivery_ids: Sequence[int], lease_until: float) -> None:
+        """Extend the leases this process holds (deliveries still queued or in flight)."""
 
     @abc.abstractmethod
     async def next_due_at(self, now: float) -> float | None: ...
@@ -294,7 +313,8 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def release_leases(self) -> None:
-        """Forget every lease (at start-up of the only process using the store)."""
+        """At start-up: forget the leases of a killed predecessor when this process
+        is the store's only user. A shared store keeps them; they expire."""
 
     # small settings ----------------------------------------------------------
     @abc.abstractmethod
@@ -309,6 +329,11 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def set_channel_limits(self, channel_id: int, limits: ChannelLimits) -> None: ...
+
+    @abc.abstractmethod
+    async def admit(self, buckets: Sequence[tuple[str, Rate]], now: float) -> tuple[int, float] | None:
+        """Count one message against every rate bucket, all or nothing (GCRA).
+        None when admitted; else the index of the first bucket over its limit and its due time."""
 
     # conversations -----------------------------------------------------------
     @abc.abstractmethod

@@ -11,6 +11,7 @@ an operation commits alone with no added delay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -34,7 +35,8 @@ from openwaba.domain.deliveries import (
     DueDelivery,
 )
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
-from openwaba.domain.messages import OutgoingMessage
+from openwaba.domain.throttle import Buckets, Rate
+from openwaba.storage import mapping
 from openwaba.storage.base import (
     ApiKeyInfo,
     AttemptRecord,
@@ -67,6 +69,8 @@ class SQLiteStorage(Storage):
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_file: int | None = None
+        self._buckets = Buckets()
+        self._migrated: list[int] = []
 
     # lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -99,16 +103,26 @@ class SQLiteStorage(Storage):
     def _serve(self, loop: asyncio.AbstractEventLoop, ready: asyncio.Future[None]) -> None:
         try:
             conn = _connect(self._path)
-            _migrate(conn)
+            self._migrated = _migrate(conn)
         except Exception as exc:  # start-up failure: report it to open()
             loop.call_soon_threadsafe(ready.set_exception, StorageError(f"cannot open {self._path}: {exc}"))
             return
         loop.call_soon_threadsafe(ready.set_result, None)
         try:
             while (batch := next_batch(self._jobs, _BATCH_LIMIT)) is not None:
-                loop.call_soon_threadsafe(_settle, _run_batch(conn, batch))
+                loop.call_soon_threadsafe(_settle_all, _run_batch(conn, batch))
         finally:
             conn.close()
+
+    async def migrated(self) -> list[int]:
+        """The migrations open() applied."""
+        return self._migrated
+
+    def listen(self, on_due: Callable[[], None], on_config: Callable[[], None]) -> None:
+        """One process owns the file: nobody else changes anything."""
+
+    def lock(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # one process owns the file
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         if self._loop is None:
@@ -121,7 +135,7 @@ class SQLiteStorage(Storage):
     async def create_waba(self, waba: Waba, now: float, templates: Sequence[StoredTemplate] = ()) -> None:
         def op(c: sqlite3.Connection) -> None:
             c.execute(_Q["insert_waba"], (waba.id, waba.name, now))
-            c.executemany(_Q["insert_template"], [_template_row(waba.id, t) for t in templates])
+            c.executemany(_Q["insert_template"], [mapping.template_row(waba.id, t) for t in templates])
 
         await self._run(op)
 
@@ -148,11 +162,11 @@ class SQLiteStorage(Storage):
 
     async def channels(self) -> list[Channel]:
         rows = await self._run(lambda c: c.execute(_Q["select_channels"]).fetchall())
-        return [_channel(row) for row in rows]
+        return [mapping.channel(row) for row in rows]
 
     async def channel_for_key(self, key_hash: str) -> Channel | None:
         row = await self._run(lambda c: c.execute(_Q["select_channel_by_key"], (key_hash,)).fetchone())
-        return _channel(row) if row else None
+        return mapping.channel(row) if row else None
 
     async def replace_api_key(self, channel_id: int, key_hash: str, hint: str, now: float, drop_webhook: bool) -> None:
         def op(c: sqlite3.Connection) -> None:
@@ -230,20 +244,7 @@ class SQLiteStorage(Storage):
 
     async def destinations(self, scope: str) -> list[Destination]:
         rows = await self._run(lambda c: c.execute(_Q["select_destinations"], (scope,)).fetchall())
-        return [
-            Destination(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                json.loads(r[4]),
-                bool(r[5]),
-                tuple(json.loads(r[6])),
-                r[7],
-                bool(r[8]),
-            )
-            for r in rows
-        ]
+        return [mapping.destination(r) for r in rows]
 
     async def channel_webhook_flags(self, channel_id: int) -> tuple[bool, str]:
         row = await self._run(lambda c: c.execute(_Q["select_channel_flags"], (channel_id,)).fetchone())
@@ -259,7 +260,7 @@ class SQLiteStorage(Storage):
         await self._run(op)
 
     # messages and events ------------------------------------------------------
-    async def insert_outbound(self, queued: QueuedMessage) -> None:
+    async def insert_outbound(self, queued: QueuedMessage, lease_until: float) -> None:
         m = queued.message
         params = (
             queued.wamid,
@@ -273,27 +274,15 @@ class SQLiteStorage(Storage):
             "accepted",
             queued.created_at,
             0,
+            lease_until,
         )
         await self._run(lambda c: c.execute(_Q["insert_message"], params))
 
-    async def undispatched(self, limit: int) -> list[QueuedMessage]:
-        rows = await self._run(lambda c: c.execute(_Q["select_undispatched"], (limit,)).fetchall())
-        return [
-            QueuedMessage(
-                wamid=r[0],
-                channel_id=r[1],
-                created_at=r[7],
-                message=OutgoingMessage(
-                    input=r[2],
-                    wa_id=r[2],
-                    type=r[3],
-                    content=json.loads(r[4]),
-                    context_message_id=r[5],
-                    biz_opaque_callback_data=r[6],
-                ),
-            )
-            for r in rows
-        ]
+    async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
+        params = {"now": now, "limit": limit, "lease_until": lease_until}
+        rows = await self._run(lambda c: c.execute(_Q["claim_undispatched"], params).fetchall())
+        rows.sort(key=lambda r: r[7])  # RETURNING gives no order; hand over oldest first
+        return [mapping.queued_message(r) for r in rows]
 
     async def mark_dispatched(self, wamids: Sequence[str]) -> None:
         rows = [(w,) for w in wamids]
@@ -326,23 +315,7 @@ class SQLiteStorage(Storage):
             if not ids:
                 return []
             rows = c.execute(_Q["select_claimed"], (json.dumps(ids),))
-            return [
-                DueDelivery(
-                    id=row[0],
-                    event_id=row[1],
-                    order_key=row[2],
-                    created_at=row[3],
-                    deadline=row[4],
-                    attempts=row[5],
-                    destination_id=row[6],
-                    url=row[7],
-                    headers=json.loads(row[8]),
-                    secrets=tuple(json.loads(row[9])),
-                    app_secret=row[10],
-                    body=row[11],
-                )
-                for row in rows
-            ]
+            return [mapping.due_delivery(row) for row in rows]
 
         return await self._run(op)
 
@@ -352,6 +325,10 @@ class SQLiteStorage(Storage):
 
     async def undefer(self, destination_id: int, now: float) -> None:
         await self._run(lambda c: c.execute(_Q["undefer_destination"], (now, destination_id, now)))
+
+    async def renew_leases(self, delivery_ids: Sequence[int], lease_until: float) -> None:
+        params = (lease_until, json.dumps(list(delivery_ids)))
+        await self._run(lambda c: c.execute(_Q["renew_leases"], params))
 
     async def next_due_at(self, now: float) -> float | None:
         row = await self._run(lambda c: c.execute(_Q["next_due_at"], (now,)).fetchone())
@@ -420,7 +397,11 @@ class SQLiteStorage(Storage):
         await self._run(lambda c: c.execute(_Q["update_channel_horizon"], (horizon, channel_id)))
 
     async def release_leases(self) -> None:
-        await self._run(lambda c: c.execute(_Q["release_leases"]))
+        def op(c: sqlite3.Connection) -> None:
+            c.execute(_Q["release_leases"])
+            c.execute(_Q["release_handover_leases"])
+
+        await self._run(op)
 
     # settings -------------------------------------------------------------------
     async def get_value(self, key: str) -> str | None:
@@ -443,6 +424,11 @@ class SQLiteStorage(Storage):
         params = (limits.throughput, flag, channel_id)
         await self._run(lambda c: c.execute(_Q["update_channel_limits"], params))
 
+    async def admit(self, buckets: Sequence[tuple[str, Rate]], now: float) -> tuple[int, float] | None:
+        # This process owns the file, so it is the only sender: the counters live
+        # in memory (a restart forgets them and only ever lets a little more through).
+        return self._buckets.admit(buckets, now)
+
     # conversations ---------------------------------------------------------------
     async def last_inbound_at(self, channel_id: int, wa_id: str) -> float | None:
         row = await self._run(lambda c: c.execute(_Q["last_inbound_at"], (channel_id, wa_id)).fetchone())
@@ -462,12 +448,12 @@ class SQLiteStorage(Storage):
     async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
         params = (channel_id, wa_id, limit)
         rows = await self._run(lambda c: c.execute(_Q["select_conversation"], params).fetchall())
-        return [_conversation_entry(r) for r in rows]
+        return [mapping.conversation_entry(r) for r in rows]
 
     async def conversation_message(self, channel_id: int, wa_id: str, wamid: str) -> ConversationEntry | None:
         params = (channel_id, wa_id, wamid)
         row = await self._run(lambda c: c.execute(_Q["select_conversation_message"], params).fetchone())
-        return _conversation_entry(row) if row else None
+        return mapping.conversation_entry(row) if row else None
 
     # media -----------------------------------------------------------------------
     async def insert_media(self, media: MediaFile) -> None:
@@ -491,21 +477,21 @@ class SQLiteStorage(Storage):
 
     # templates -------------------------------------------------------------------
     async def insert_template(self, waba_id: str, template: StoredTemplate) -> None:
-        row = _template_row(waba_id, template)
+        row = mapping.template_row(waba_id, template)
         await self._run(lambda c: c.execute(_Q["insert_template"], row))
 
     async def templates(self, waba_id: str) -> list[StoredTemplate]:
         rows = await self._run(lambda c: c.execute(_Q["select_templates"], (waba_id,)).fetchall())
-        return [_template(r) for r in rows]
+        return [mapping.template(r) for r in rows]
 
     async def template(self, waba_id: str, name: str, language: str) -> StoredTemplate | None:
         params = (waba_id, name, language)
         row = await self._run(lambda c: c.execute(_Q["select_template"], params).fetchone())
-        return None if row is None else _template(row)
+        return None if row is None else mapping.template(row)
 
     async def delete_templates(self, waba_id: str, name: str) -> list[StoredTemplate]:
         rows = await self._run(lambda c: c.execute(_Q["delete_templates"], (waba_id, name)).fetchall())
-        return [_template(r) for r in rows]
+        return [mapping.template(r) for r in rows]
 
     async def withdraw_event(self, event_id: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
@@ -547,11 +533,14 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection) -> list[int]:
     (current,) = conn.execute("PRAGMA user_version").fetchone()
+    applied = []
     for version, script in load_migrations("sqlite"):
         if version > current:
             conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+            applied.append(version)
+    return applied
 
 
 def _lock_exclusively(path: Path) -> int:
@@ -564,9 +553,6 @@ def _lock_exclusively(path: Path) -> int:
         raise ConfigError(f"{path.parent} is in use by another openwaba process") from None
     return fd
 
-
-def _channel(row: tuple[Any, ...]) -> Channel:
-    return Channel(row[0], row[1], row[2], row[3], ChannelFormat(row[4]), row[5], ChannelMode(row[6]))
 
 
 def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str) -> bool:
@@ -647,34 +633,9 @@ def _translate(exc: Exception) -> BaseException:
     return exc
 
 
-def _settle(outcomes: list[_Outcome]) -> None:
+
+
+
+def _settle_all(outcomes: list[_Outcome]) -> None:
     for future, result, error in outcomes:
-        if future.done():
-            continue  # the caller went away (cancelled); the write still happened
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-
-
-def _template(row: tuple[Any, ...]) -> StoredTemplate:
-    return StoredTemplate(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7], row[8])
-
-
-def _template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
-    return (
-        t.id,
-        waba_id,
-        t.name,
-        t.language,
-        t.category,
-        json.dumps(t.components),
-        t.decision,
-        t.rejected_reason,
-        t.decided_at,
-        t.created_at,
-    )
-
-
-def _conversation_entry(r: tuple[Any, ...]) -> ConversationEntry:
-    return ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
+        mapping.settle(future, result, error)

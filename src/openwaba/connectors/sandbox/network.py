@@ -109,7 +109,7 @@ class SandboxConnector(Connector):
         message = queued.message
         self._typing_until.pop((channel.id, message.wa_id), None)  # replying ends "typing…"
         user = (await self.users(channel)).get(message.wa_id)
-        last = await self._last_inbound_at(channel, user.wa_id) if user else None
+        last = await self._last_inbound_at(channel, user.wa_id, queued.created_at) if user else None
         in_window = last is not None and queued.created_at - last <= WINDOW
         error = self._failure(message, in_window) if user else None
         injected: tuple[str, ...] = ()
@@ -267,9 +267,16 @@ class SandboxConnector(Connector):
         self._last_inbound[(channel.id, wa_id)] = now
         return wamid
 
-    async def _last_inbound_at(self, channel: Channel, wa_id: str) -> float | None:
+    def forget(self) -> None:
+        """Drop cached users (another process sharing the store may have added some)."""
+        self._users.clear()
+
+    async def _last_inbound_at(self, channel: Channel, wa_id: str, at: float) -> float | None:
         key = (channel.id, wa_id)
-        if key not in self._last_inbound:
+        cached = self._last_inbound.get(key)
+        # A window known to be open at `at` stays open: later messages only extend it.
+        # Otherwise ask storage: the user may have written through another process.
+        if cached is None or at - cached > WINDOW:
             stored = await self._storage.last_inbound_at(channel.id, wa_id)
             # The user may have written while storage answered: keep the later time.
             known = [t for t in (stored, self._last_inbound.get(key)) if t is not None]

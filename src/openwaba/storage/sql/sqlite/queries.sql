@@ -75,8 +75,8 @@ FROM destinations WHERE scope = ? AND removed = 0 ORDER BY position;
 
 -- name: insert_message
 INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
-                      biz_opaque_callback_data, status, created_at, dispatched)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+                      biz_opaque_callback_data, status, created_at, dispatched, handover_lease)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_inbound_message
 -- A user's message; Meta may post it twice, the first copy wins.
@@ -84,12 +84,25 @@ INSERT OR IGNORE INTO messages (wamid, channel_id, direction, wa_id, type, conte
                                 biz_opaque_callback_data, status, created_at, dispatched)
 VALUES (?, ?, 'in', ?, ?, ?, ?, NULL, 'received', ?, 1);
 
--- name: select_undispatched
-SELECT wamid, channel_id, wa_id, type, content, context_message_id, biz_opaque_callback_data, created_at
-FROM messages WHERE dispatched = 0 ORDER BY created_at LIMIT ?;
+-- name: claim_undispatched
+-- Accepted messages whose hand-over lease has expired (or was released at start-up).
+UPDATE messages SET handover_lease = :lease_until
+WHERE wamid IN (
+    SELECT wamid FROM messages
+    WHERE dispatched = 0 AND (handover_lease IS NULL OR handover_lease < :now)
+    ORDER BY created_at LIMIT :limit
+)
+RETURNING wamid, channel_id, wa_id, type, content, context_message_id, biz_opaque_callback_data, created_at;
 
 -- name: mark_dispatched
-UPDATE messages SET dispatched = 1 WHERE wamid = ?;
+UPDATE messages SET dispatched = 1, handover_lease = NULL WHERE wamid = ?;
+
+-- name: release_handover_leases
+UPDATE messages SET handover_lease = NULL WHERE dispatched = 0 AND handover_lease IS NOT NULL;
+
+-- name: renew_leases
+UPDATE deliveries SET lease_until = ?
+WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' AND lease_until IS NOT NULL;
 
 -- name: update_message_status
 -- Statuses only move forward: a `delivered` posted after `read` (out of order) leaves `read`.

@@ -1,0 +1,1 @@
+"""The storage contract: one suite, run against every `Storage` implementation."""
