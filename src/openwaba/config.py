@@ -29,6 +29,8 @@ class Settings:
     # how long work a node has claimed (deliveries, hand-overs) stays its own without renewal:
     # a node that dies leaves it to the others after this many seconds
     lease_seconds: float = 30.0
+    # who holds leases in a shared database; host:port by default, stable across restarts
+    node_id: str | None = None
     # sandbox seed: fixed in advance by scripts and test suites, random otherwise
     sandbox_api_key: str | None = None
     sandbox_phone_number: str = "15550001234"
@@ -135,6 +137,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "database_url": str,
     "database_pool": int,
     "lease_seconds": float,
+    "node_id": str,
     "sandbox_api_key": str,
     "sandbox_phone_number": str,
     "sandbox_users": _csv,

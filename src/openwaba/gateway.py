@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
 
 from openwaba.clock import Clock, ManualClock
 from openwaba.config import Settings
@@ -158,7 +159,8 @@ def _storage(settings: Settings) -> Storage:
         return SQLiteStorage(settings.database_path)
     from openwaba.storage.postgres import PostgresStorage  # asyncpg is the `postgres` extra
 
-    return PostgresStorage(settings.database_url, settings.database_pool)
+    node = settings.node_id or f"{socket.gethostname()}:{settings.port}"
+    return PostgresStorage(settings.database_url, settings.database_pool, node)
 
 
 def _crash_loudly(task: asyncio.Task[None]) -> None:

@@ -42,12 +42,17 @@ def port() -> Callable[[], int]:
     return free_port
 
 
-@pytest.fixture
+# Every test using `server` runs on both stores; OPENWABA_TEST_DATABASE=sqlite|postgres picks one.
+STORES = [s for s in ("sqlite", "postgres") if os.environ.get("OPENWABA_TEST_DATABASE", s) == s]
+
+
+@pytest.fixture(params=STORES)
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFactory]:
     """`server(env=None, start=True) -> Server`: a real `openwaba serve` on a fresh
-    data directory and port. Every server is stopped at teardown; on failure their
-    output is printed."""
-    factory = ServerFactory(tmp_path, DEFAULT_ENV, _postgres_databases(request))
+    data directory and port (and, for the postgres run, a fresh PostgreSQL database).
+    Every server is stopped at teardown; on failure their output is printed."""
+    databases = _postgres_databases(request) if request.param == "postgres" else None
+    factory = ServerFactory(tmp_path, DEFAULT_ENV, databases)
     try:
         yield factory
     finally:
@@ -56,20 +61,25 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFac
             print(factory.report())
 
 
-def _postgres_databases(request: pytest.FixtureRequest) -> Callable[[], str] | None:
-    """With OPENWABA_TEST_DATABASE=postgres every server gets a fresh PostgreSQL
-    database instead of SQLite: the whole end-to-end suite on the other store."""
-    if os.environ.get("OPENWABA_TEST_DATABASE") != "postgres":
-        return None
+def _postgres_databases(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """A fresh PostgreSQL database for each server the test creates."""
     cluster = request.getfixturevalue("pg_cluster")
     template = request.getfixturevalue("pg_template")
     names = itertools.count(1)
 
+    created: list[str] = []
+
     def fresh() -> str:
         name = f"e2e_{os.getpid()}_{id(request.node)}_{next(names)}"
         cluster.create_database(name, template=template)
+        created.append(name)
         return str(cluster.url(name))
 
+    def drop() -> None:  # runs after the fixture has stopped its servers
+        for name in created:
+            cluster.drop_database(name)
+
+    request.addfinalizer(drop)
     return fresh
 
 

@@ -11,7 +11,6 @@ will ever get.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -270,11 +269,6 @@ def make_seeded_number_on_premise(srv: Server) -> None:
     should create an On-Premise number with the partner API and `sandbox_users`.
     """
     srv.stop()
-    conn = sqlite3.connect(srv.db_path)
-    try:
-        with conn:
-            assert conn.execute("UPDATE channels SET format = 'on_premise' WHERE id = "
-                                "(SELECT min(id) FROM channels)").rowcount == 1
-    finally:
-        conn.close()
+    srv.execute("UPDATE channels SET format = 'on_premise' WHERE id = (SELECT min(id) FROM channels)")
+    assert srv.query("SELECT count(*) AS n FROM channels WHERE format = 'on_premise'")[0]["n"] == 1
     srv.start()

@@ -497,6 +497,20 @@ class Server:
         finally:
             conn.close()
 
+    def execute(self, *statements: str) -> None:
+        """Change the database behind the server's back, in one transaction (the server is stopped)."""
+        url = self.env.get("OPENWABA_DATABASE_URL")
+        if url:
+            _postgres_query(url, ";\n".join(statements), (), many=True)
+            return
+        conn = sqlite3.connect(self.db_path)
+        try:
+            with conn:
+                for statement in statements:
+                    conn.execute(statement)
+        finally:
+            conn.close()
+
     def deliveries(self, where: str = "1 = 1", *params: Any) -> list[dict[str, Any]]:
         """Deliveries joined with their events (event_id, kind, wamid, state, attempts, ...)."""
         return self.query(
@@ -523,7 +537,7 @@ def text_message(to: str, body: str) -> dict[str, Any]:
     }
 
 
-def _postgres_query(url: str, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+def _postgres_query(url: str, sql: str, params: tuple[Any, ...], many: bool = False) -> list[dict[str, Any]]:
     import asyncpg  # the PostgreSQL runs only
 
     numbers = itertools.count(1)
@@ -535,6 +549,9 @@ def _postgres_query(url: str, sql: str, params: tuple[Any, ...]) -> list[dict[st
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(url)
         try:
+            if many:  # several statements, no parameters: one implicit transaction
+                await conn.execute(sql)
+                return []
             return [dict(row) for row in await conn.fetch(sql, *params)]
         finally:
             await conn.close()

@@ -40,7 +40,7 @@ from openwaba.domain.deliveries import (
     Destination,
     DueDelivery,
 )
-from openwaba.domain.errors import ConflictError, StorageError
+from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.throttle import SLACK, Rate
 from openwaba.storage import mapping
 from openwaba.storage.base import (
@@ -98,13 +98,16 @@ async def migrate(url: str) -> list[int]:
 
 
 class PostgresStorage(Storage):
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, node: str | None = None) -> None:
         self._url = url
         self._pool_size = pool_size
+        # Who holds leases. Stable across restarts (host and port by default), so a
+        # restarted node frees what its killed predecessor held at once.
+        self._node = node or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._node_lock: Connection | None = None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._writes: asyncio.Queue[tuple[_Write, asyncio.Future[Any]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._node = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._on_due: Callable[[], None] = _nothing
         self._on_config: Callable[[], None] = _nothing
         self._due_pending = False
@@ -113,6 +116,10 @@ class PostgresStorage(Storage):
     async def open(self) -> None:
         try:
             await migrate(self._url)
+            self._node_lock = await _connect(self._url)
+            if not await self._node_lock.fetchval(_Q["try_lock_node"], self._node):
+                await self._node_lock.close()
+                raise ConfigError(f"node id {self._node!r} is in use by another running openwaba process")
             self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageError(f"cannot open {redacted(self._url)}: {exc}") from None
@@ -131,6 +138,9 @@ class PostgresStorage(Storage):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._node_lock is not None:
+            await self._node_lock.close()
+            self._node_lock = None
 
     def listen(self, on_due: Callable[[], None], on_config: Callable[[], None]) -> None:
         self._on_due, self._on_config = on_due, on_config
@@ -413,11 +423,12 @@ class PostgresStorage(Storage):
             m.biz_opaque_callback_data,
             queued.created_at,
             lease_until,
+            self._node,
         )
         await self._write(_Statement(_Q["insert_message"], args))
 
     async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
-        rows = await self._tx(lambda c: c.fetch(_Q["claim_undispatched"], now, limit, lease_until))
+        rows = await self._tx(lambda c: c.fetch(_Q["claim_undispatched"], now, limit, lease_until, self._node))
         return [mapping.queued_message(r) for r in sorted(rows, key=lambda r: r[7])]
 
     async def mark_dispatched(self, wamids: Sequence[str]) -> None:
@@ -475,7 +486,7 @@ class PostgresStorage(Storage):
 
     async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:
         released = any(r.state is DeliveryState.DELIVERED for r in records)
-        await self._write(lambda c: _record_attempts(c, records, now))
+        await self._write(lambda c: _record_attempts(c, records, now, self._node))
         if released:
             self._poke_due()  # held deliveries ("after main") may now be due
 
@@ -518,7 +529,10 @@ class PostgresStorage(Storage):
         await self._tx(op)
 
     async def release_leases(self) -> None:
-        """Other nodes may hold leases: they expire instead."""
+        """Only this node's own (a predecessor with the same node id died holding them);
+        other nodes' leases stay, and expire if those nodes are gone."""
+        async with self._connection() as c:
+            await c.execute(_Q["release_own_leases"], self._node)
 
     # settings -------------------------------------------------------------------
     async def get_value(self, key: str) -> str | None:
@@ -685,15 +699,15 @@ async def _remove_destination(c: Connection, scope: str, kind: str, name: str) -
     return True
 
 
-async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now: float) -> None:
+async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now: float, node: str) -> None:
     for r in records:
         o = r.outcome
         await c.execute(
             _Q["insert_attempt"], o.delivery_id, o.started_at, o.duration_ms, o.status_code, o.error, o.response_excerpt
         )
-        args = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id)
+        args = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id, node)
         if not _count(await c.execute(_Q["finish_attempt"], *args)):
-            continue  # dead-lettered while in flight (destination removed or gone)
+            continue  # dead-lettered while in flight (destination removed or gone), or the lease was lost
         if r.state is DeliveryState.DELIVERED:
             await c.execute(_Q["release_children"], now, o.delivery_id)
         elif r.state is DeliveryState.DEAD:

@@ -77,8 +77,8 @@ FROM destinations WHERE scope = $1 AND NOT removed ORDER BY position;
 
 -- name: insert_message
 INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
-                      biz_opaque_callback_data, status, created_at, dispatched, handover_lease)
-VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, 'accepted', $8, false, $9);
+                      biz_opaque_callback_data, status, created_at, dispatched, handover_lease, handover_owner)
+VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, 'accepted', $8, false, $9, $10);
 
 -- name: insert_inbound_message
 -- A user's message; Meta may post it twice, the first copy wins.
@@ -89,7 +89,7 @@ ON CONFLICT (wamid) DO NOTHING;
 
 -- name: claim_undispatched
 -- Accepted messages whose hand-over lease has expired (their node stopped before handing them over).
-UPDATE messages m SET handover_lease = $3
+UPDATE messages m SET handover_lease = $3, handover_owner = $4
 FROM (SELECT wamid FROM messages
       WHERE NOT dispatched AND (handover_lease IS NULL OR handover_lease < $1)
       ORDER BY created_at LIMIT $2
@@ -99,7 +99,17 @@ RETURNING m.wamid, m.channel_id, m.wa_id, m.type, m.content, m.context_message_i
           m.created_at;
 
 -- name: mark_dispatched
-UPDATE messages SET dispatched = true, handover_lease = NULL WHERE wamid = ANY($1::text[]);
+UPDATE messages SET dispatched = true, handover_lease = NULL, handover_owner = NULL WHERE wamid = ANY($1::text[]);
+
+-- name: release_own_leases
+-- At start-up: what this node's killed predecessor (the same node id) held is free again.
+WITH deliveries_released AS (
+    UPDATE deliveries SET lease_until = NULL, lease_owner = NULL WHERE lease_owner = $1 AND state = 'pending'
+)
+UPDATE messages SET handover_lease = NULL, handover_owner = NULL WHERE handover_owner = $1 AND NOT dispatched;
+
+-- name: try_lock_node
+SELECT pg_try_advisory_lock(hashtext('openwaba.node:' || $1));
 
 -- name: update_message_status
 -- Statuses only move forward: a `delivered` posted after `read` (out of order) leaves `read`.
@@ -183,7 +193,9 @@ VALUES ($1, $2, $3, $4, $5, $6);
 UPDATE deliveries
 SET state = $1, attempts = attempts + 1, next_attempt_at = $2, lease_until = NULL, lease_owner = NULL,
     paused = false, last_status = $3, last_error = $4
-WHERE id = $5 AND state = 'pending';
+-- A node that lost its lease (frozen longer than it) records its attempt but decides nothing:
+-- the delivery belongs to whoever holds the lease now.
+WHERE id = $5 AND state = 'pending' AND lease_owner = $6;
 
 -- name: dead_letter_orphans
 -- Deliveries held for a primary delivery of this destination that will never succeed now.

@@ -74,7 +74,8 @@ CREATE TABLE messages (
     status                   text NOT NULL,
     created_at               double precision NOT NULL,
     dispatched               boolean NOT NULL DEFAULT false,
-    handover_lease           double precision
+    handover_lease           double precision,
+    handover_owner           text  -- the node holding the hand-over lease
 );
 CREATE INDEX messages_undispatched ON messages (created_at) WHERE NOT dispatched;
 CREATE INDEX messages_user ON messages (channel_id, wa_id, created_at);
