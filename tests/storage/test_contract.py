@@ -717,9 +717,8 @@ def test_a_leased_delivery_is_not_claimed_again_before_its_lease_expires(
     runner.run(test())
 
 
-def test_release_leases_at_start_up(backend: str, storage: Storage, runner: asyncio.Runner) -> None:
-    """The only user of a store forgets a killed predecessor's leases; a shared store lets them expire."""
-    only_user = backend == "sqlite"
+def test_release_leases_at_start_up(storage: Storage, runner: asyncio.Runner) -> None:
+    """A process (node id) restarted after a crash frees at once what its predecessor held."""
 
     async def test() -> None:
         s = storage
@@ -729,9 +728,53 @@ def test_release_leases_at_start_up(backend: str, storage: Storage, runner: asyn
         await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0), T0 + LEASE)
         (due,) = await s.claim_due(T0, 10, T0 + LEASE)
         await s.release_leases()
-        assert [d.id for d in await s.claim_due(T0 + 1, 10, T0 + LEASE)] == ([due.id] if only_user else [])
+        assert [d.id for d in await s.claim_due(T0 + 1, 10, T0 + LEASE)] == [due.id]
         handed = await s.claim_undispatched(T0 + 1, 10, T0 + LEASE)
-        assert [q.wamid for q in handed] == (["wamid.OUT"] if only_user else [])
+        assert [q.wamid for q in handed] == ["wamid.OUT"]
+
+    runner.run(test())
+
+
+def test_release_leases_keeps_other_nodes_leases(pg_url: str, runner: asyncio.Runner) -> None:
+    """On a shared database only the node's own leases are freed; other nodes' expire."""
+    from openwaba.storage.postgres import PostgresStorage
+
+    async def test() -> None:
+        mine, theirs = PostgresStorage(pg_url, node="host:1"), PostgresStorage(pg_url, node="host:2")
+        await mine.open()
+        await theirs.open()
+        try:
+            channel = await make_channel(theirs)
+            main = await make_destination(theirs, channel)
+            await theirs.ingest([event(channel, T0, main)], [])
+            await theirs.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0), T0 + LEASE)
+            (due,) = await theirs.claim_due(T0, 10, T0 + LEASE)
+            await mine.release_leases()
+            assert await mine.claim_due(T0 + 1, 10, T0 + LEASE) == []
+            assert await mine.claim_undispatched(T0 + 1, 10, T0 + LEASE) == []
+            assert [d.id for d in await mine.claim_due(T0 + LEASE + 1, 10, T0 + 2 * LEASE)] == [due.id]
+        finally:
+            await mine.close()
+            await theirs.close()
+
+    runner.run(test())
+
+
+def test_a_node_id_runs_once(pg_url: str, runner: asyncio.Runner) -> None:
+    from openwaba.domain.errors import ConfigError
+    from openwaba.storage.postgres import PostgresStorage
+
+    async def test() -> None:
+        first = PostgresStorage(pg_url, node="host:8080")
+        await first.open()
+        try:
+            with pytest.raises(ConfigError, match="in use"):
+                await PostgresStorage(pg_url, node="host:8080").open()
+        finally:
+            await first.close()
+        second = PostgresStorage(pg_url, node="host:8080")  # free again once the first has stopped
+        await second.open()
+        await second.close()
 
     runner.run(test())
 

@@ -3,6 +3,7 @@ in storage (a restart keeps them), with one seeded random generator per number."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from pathlib import Path
@@ -26,6 +27,9 @@ class Scenarios:
         self._layers: dict[int, dict[str, Scenario]] = {}
         self._rngs: dict[int, random.Random] = {}
         self._progress: dict[int, dict[str, Progress]] = {}
+        # Read-modify-write of layers and progress, one at a time: saves then commit
+        # in the order the changes were made (a `next` count must not go back up).
+        self._writing = asyncio.Lock()
 
     def forget(self) -> None:
         """Drop cached layers and script progress (changed by another process).
@@ -42,21 +46,24 @@ class Scenarios:
         scenario = parse_scenario(document)
         if wa_id and scenario.seed is not None:
             raise RequestError(100, "'seed' is set for the whole number: PUT /sandbox/scenario")
-        layers = await self._of(channel)
-        old = layers.get(wa_id or _NUMBER, Scenario())
-        layers[wa_id or _NUMBER] = scenario
-        if scenario.seed is not None:
-            self._rngs[channel.id] = random.Random(scenario.seed)
-        await self._save(channel)
-        if old.script != scenario.script:
-            await self._restart_script(channel, wa_id)
+        async with self._writing:
+            layers = await self._of(channel)
+            old = layers.get(wa_id or _NUMBER, Scenario())
+            layers[wa_id or _NUMBER] = scenario
+            if scenario.seed is not None:
+                self._rngs[channel.id] = random.Random(scenario.seed)
+            await self._save(channel, layers)
+            if old.script != scenario.script:
+                await self._restart_script(channel, wa_id)
         return scenario
 
     async def clear(self, channel: Channel, wa_id: str | None = None) -> None:
-        old = (await self._of(channel)).pop(wa_id or _NUMBER, Scenario())
-        await self._save(channel)
-        if old.script is not None:
-            await self._restart_script(channel, wa_id)
+        async with self._writing:
+            layers = await self._of(channel)
+            old = layers.pop(wa_id or _NUMBER, Scenario())
+            await self._save(channel, layers)
+            if old.script is not None:
+                await self._restart_script(channel, wa_id)
 
     async def script_progress(self, channel: Channel, wa_id: str) -> dict[str, Any]:
         """How far the user got through their script: steps done and the messages that did not match."""
@@ -70,9 +77,10 @@ class Scenarios:
         script), and whether a step consumed the message."""
         if not steps:
             return None, False
-        progress = await self._progress_of(channel)
-        progress[wa_id], action, matched = advance(steps, progress.get(wa_id, Progress()), wamid, type_name, text)
-        await self._save_progress(channel)
+        async with self._writing:
+            progress = await self._progress_of(channel)
+            progress[wa_id], action, matched = advance(steps, progress.get(wa_id, Progress()), wamid, type_name, text)
+            await self._save_progress(channel, progress)
         return action, matched
 
     async def effective(self, channel: Channel, wa_id: str) -> Scenario:
@@ -89,16 +97,28 @@ class Scenarios:
 
     async def failure(self, channel: Channel, wa_id: str, *, synchronous: bool) -> Failure | None:
         """The injected failure this message gets, if any (a `next` count is used up)."""
+        if await self._failure_of(channel, wa_id, synchronous) is None:
+            return None  # the common case decides without waiting for the lock
+        async with self._writing:
+            layers = await self._of(channel)
+            found = await self._failure_of(channel, wa_id, synchronous)
+            if found is None:
+                return None
+            owner, failure = found
+            hit, left = draw_failure(failure, self.rng(channel))
+            if left != failure:
+                layers[owner] = dataclasses.replace(layers[owner], failure=left)
+                await self._save(channel, layers)
+        return failure if hit else None
+
+    async def _failure_of(self, channel: Channel, wa_id: str, synchronous: bool) -> tuple[str, Failure] | None:
+        """Whose failure setting applies to the user's message (theirs, else the number's)."""
         layers = await self._of(channel)
         owner = wa_id if layers.get(wa_id, Scenario()).failure is not None else _NUMBER
         failure = layers.get(owner, Scenario()).failure
         if failure is None or failure.synchronous != synchronous:
             return None
-        hit, left = draw_failure(failure, self.rng(channel))
-        if left != failure:
-            layers[owner] = dataclasses.replace(layers[owner], failure=left)
-            await self._save(channel)
-        return failure if hit else None
+        return owner, failure
 
     async def load_file(self, channel: Channel, path: Path) -> None:
         """Apply a scenario file: `{"scenario": {...}, "users": {"<wa_id>": {...}}}`."""
@@ -126,11 +146,12 @@ class Scenarios:
 
     async def script_failed(self, channel: Channel, wa_id: str, wamid: str, details: str) -> None:
         """The scripted answer to `wamid` could not be given; the test reads why in the progress."""
-        progress = await self._progress_of(channel)
-        done = progress.get(wa_id, Progress())
-        failure = {"step": done.done - 1, "got": {"id": wamid}, "error": details}
-        progress[wa_id] = dataclasses.replace(done, mismatches=(*done.mismatches, failure))
-        await self._save_progress(channel)
+        async with self._writing:
+            progress = await self._progress_of(channel)
+            done = progress.get(wa_id, Progress())
+            failure = {"step": done.done - 1, "got": {"id": wamid}, "error": details}
+            progress[wa_id] = dataclasses.replace(done, mismatches=(*done.mismatches, failure))
+            await self._save_progress(channel, progress)
 
     async def _progress_of(self, channel: Channel) -> dict[str, Progress]:
         progress = self._progress.get(channel.id)
@@ -147,15 +168,13 @@ class Scenarios:
             progress.pop(wa_id, None)
         else:
             progress.clear()
-        await self._save_progress(channel)
+        await self._save_progress(channel, progress)
 
-    async def _save_progress(self, channel: Channel) -> None:
-        progress = self._progress[channel.id]
+    async def _save_progress(self, channel: Channel, progress: dict[str, Progress]) -> None:
         document = {k: {"done": p.done, "mismatches": list(p.mismatches)} for k, p in progress.items()}
         await self._storage.set_value(_script_key(channel), msgspec.json.encode(document).decode())
 
-    async def _save(self, channel: Channel) -> None:
-        layers = self._layers.get(channel.id, {})
+    async def _save(self, channel: Channel, layers: dict[str, Scenario]) -> None:
         document = {k: v.view() for k, v in layers.items() if v.view()}
         await self._storage.set_value(_key(channel), msgspec.json.encode(document).decode())
 

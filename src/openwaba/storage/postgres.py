@@ -457,6 +457,7 @@ class PostgresStorage(Storage):
     # deliveries ---------------------------------------------------------------
     async def claim_due(self, now: float, limit: int, lease_until: float) -> list[DueDelivery]:
         async def op(c: Connection) -> list[asyncpg.Record]:
+            await c.execute(_Q["commit_without_waiting"])
             expired = await c.fetch(_Q["expire_overdue"], now, now - _LATE_GRACE)
             if expired:
                 await c.execute(_Q["dead_letter_children_of"], [r[0] for r in expired])

@@ -380,3 +380,8 @@ SELECT pg_advisory_unlock(hashtext('openwaba.' || $1));
 
 -- name: notify
 SELECT pg_notify($1, '');
+
+-- name: commit_without_waiting
+-- For transactions a crash may undo harmlessly (a lease, an expiry that the next
+-- claim redoes): their commit does not wait for the WAL flush.
+SET LOCAL synchronous_commit TO OFF;
