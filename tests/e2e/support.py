@@ -201,6 +201,7 @@ class Receiver:
     def __init__(self, port: int | None = None, path: str = "/webhook") -> None:
         self._auto_port = port is None
         self._started_once = False
+        self._placeholder: socket.socket | None = None  # holds the port while stopped
         self.port = port or free_port()
         self.path = path
         self._lock = threading.Lock()
@@ -254,6 +255,9 @@ class Receiver:
     def start(self) -> None:
         if self._httpd is not None:
             return
+        if self._placeholder is not None:
+            self._placeholder.close()
+            self._placeholder = None
         handler = self._handler()
         deadline = time.monotonic() + 5
         while True:
@@ -280,6 +284,7 @@ class Receiver:
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
+            self._placeholder = _hold_port(self.port)
         if thread is not None:
             thread.join(timeout=5)
 
@@ -302,6 +307,22 @@ class Receiver:
     def describe(self) -> str:
         lines = [r.short() for r in self.requests]
         return "receiver got:\n  " + ("\n  ".join(lines) if lines else "(nothing)")
+
+
+def _hold_port(port: int) -> socket.socket | None:
+    """Bind (without listening) the port of a stopped receiver: connections are refused, as
+    when the receiver is down, and no other server of the session can take the port meanwhile."""
+    deadline = time.monotonic() + 1
+    while True:
+        sock = socket.socket()
+        try:
+            sock.bind((HOST, port))
+            return sock
+        except OSError:
+            sock.close()
+            if time.monotonic() > deadline:
+                return None  # lingering connections: go without (the old behaviour)
+            time.sleep(0.02)
 
 
 def _handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:

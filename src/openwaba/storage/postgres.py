@@ -163,7 +163,7 @@ class PostgresStorage(Storage):
             async with self._pool.acquire() as conn:
                 yield conn
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise _translate(exc) from None
+            raise _translate(exc) from exc  # _tx retries deadlocks by this cause
 
     async def _fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
         async with self._connection() as c:
@@ -777,9 +777,7 @@ def _translate(exc: BaseException) -> StorageError | ConflictError:
         error: StorageError | ConflictError = ConflictError(str(exc))
     else:
         error = StorageError(f"{type(exc).__name__}: {exc}")
-    error.__cause__ = exc
     return error
-
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
