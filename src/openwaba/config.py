@@ -74,7 +74,15 @@ class Settings:
 
     def with_overrides(self, **values: object) -> Settings:
         given = {k: v for k, v in values.items() if v is not None}
-        return replace(self, **given)  # type: ignore[arg-type]  # keys and types come from the CLI options
+        changed = replace(self, **given)  # type: ignore[arg-type]  # keys and types come from the CLI options
+        changed.check_database()
+        return changed
+
+    def check_database(self) -> None:
+        if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("the database URL must be a postgresql:// URL (leave it unset for SQLite)")
+        if self.lease_seconds <= self.webhook_timeout:
+            raise ConfigError("OPENWABA_LEASE_SECONDS must be longer than OPENWABA_WEBHOOK_TIMEOUT")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,10 +107,7 @@ class Settings:
             re.compile(settings.sandbox_template_reject)
         except re.error as exc:
             raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
-        if settings.database_url is not None and not settings.database_url.startswith(("postgresql://", "postgres://")):
-            raise ConfigError("OPENWABA_DATABASE_URL must be a postgresql:// URL (leave it unset for SQLite)")
-        if settings.lease_seconds <= settings.webhook_timeout:
-            raise ConfigError("OPENWABA_LEASE_SECONDS must be longer than OPENWABA_WEBHOOK_TIMEOUT")
+        settings.check_database()
         try:
             settings.retry_policy()
         except ValueError as exc:

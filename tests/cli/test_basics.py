@@ -26,7 +26,7 @@ from openwaba.receiver import parse_document
 from .conftest import Cli, script
 
 COMMANDS = [
-    [], ["serve"], ["send"], ["tail"], ["receive"], ["bench"],
+    [], ["serve"], ["migrate"], ["send"], ["tail"], ["receive"], ["bench"],
     ["sandbox", "say"], ["sandbox", "send-file"], ["sandbox", "users"], ["sandbox", "phone"], ["sandbox", "clock"],
     ["channels", "create"], ["channels", "list"], ["keys", "rotate"], ["keys", "list"],
     ["webhooks", "get"], ["webhooks", "set"], ["deliveries", "ls"], ["deliveries", "show"], ["deliveries", "replay"],
