@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
+# A caller's future, and what its job gave: a result, or an error.
+Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
 def next_batch(jobs: queue.SimpleQueue[T | None], limit: int) -> list[T] | None:
@@ -38,3 +41,15 @@ async def drain(jobs: asyncio.Queue[T], limit: int) -> list[T]:
     while len(batch) < limit and not jobs.empty():
         batch.append(jobs.get_nowait())
     return batch
+
+
+def settle(outcomes: Iterable[Outcome]) -> None:
+    """Resolve each caller's future with its job's result or error. A caller that
+    went away (its request was cancelled) is skipped: the write happened all the same."""
+    for future, result, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)

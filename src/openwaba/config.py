@@ -75,14 +75,25 @@ class Settings:
     def with_overrides(self, **values: object) -> Settings:
         given = {k: v for k, v in values.items() if v is not None}
         changed = replace(self, **given)  # type: ignore[arg-type]  # keys and types come from the CLI options
-        changed.check_database()
+        changed.check()
         return changed
 
-    def check_database(self) -> None:
+    def check(self) -> None:
+        """ConfigError for values that convert but make no sense together."""
+        if self.clock not in ("system", "manual"):
+            raise ConfigError("OPENWABA_CLOCK must be 'system' or 'manual'")
+        try:
+            re.compile(self.sandbox_template_reject)
+        except re.error as exc:
+            raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
         if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("the database URL must be a postgresql:// URL (leave it unset for SQLite)")
         if self.lease_seconds <= self.webhook_timeout:
             raise ConfigError("OPENWABA_LEASE_SECONDS must be longer than OPENWABA_WEBHOOK_TIMEOUT")
+        try:
+            self.retry_policy()
+        except ValueError as exc:
+            raise ConfigError(f"invalid retry settings: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,19 +112,8 @@ class Settings:
         except ValueError as exc:
             raise ConfigError(f"invalid setting: {exc}") from None
         settings = cls(**values)  # type: ignore[arg-type]
-        if settings.clock not in ("system", "manual"):
-            raise ConfigError("OPENWABA_CLOCK must be 'system' or 'manual'")
-        try:
-            re.compile(settings.sandbox_template_reject)
-        except re.error as exc:
-            raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
-        settings.check_database()
-        try:
-            settings.retry_policy()
-        except ValueError as exc:
-            raise ConfigError(f"invalid retry settings: {exc}") from None
+        settings.check()
         return settings
-
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())

@@ -246,7 +246,7 @@ def partner_patch_channel(srv: Server, body: dict[str, Any]) -> Any:
 def event_of(srv: Server, wamid: str, kind: str = "message", status: str | None = None) -> str:
     """The id of the event stored for an inbound message (or a status of an outbound one)."""
     def find() -> str | None:
-        rows = srv.query("SELECT id, body FROM events WHERE wamid = ? AND kind = ? ORDER BY rowid", wamid, kind)
+        rows = srv.query("SELECT id, body FROM events WHERE wamid = ? AND kind = ? ORDER BY created_at", wamid, kind)
         for row in rows:
             if status is None or f'"status":"{status}"' in bytes(row["body"]).decode():
                 return str(row["id"])

@@ -453,7 +453,7 @@ def test_no_body_makes_the_messages_endpoints_fail(server: ServerFactory) -> Non
     # The server is still whole: everything accepted was handed over, and a new send is reported.
     wamid = srv.send_text(ALICE, "still here")
     wait_for_status_events(srv, wamid, 3)
-    wait_until(lambda: srv.query("SELECT count(*) AS n FROM messages WHERE dispatched = 0")[0]["n"] == 0,
+    wait_until(lambda: srv.query("SELECT count(*) AS n FROM messages WHERE NOT dispatched")[0]["n"] == 0,
                what="every accepted message to be handed over")
     assert "Traceback" not in srv.log_tail(100_000), srv.log_tail()
 

@@ -28,7 +28,6 @@ after a crash everything not yet `done` is simply pending again.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import hashlib
 import json
 import logging
@@ -41,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from openwaba.batches import next_batch
+from openwaba.batches import Outcome as Settled
+from openwaba.batches import next_batch, settle
+from openwaba.locks import hold_exclusively
 from openwaba.receiver.events import Event, Status
 from openwaba.receiver.parsing import BodyError, parse_body
 
@@ -49,7 +50,7 @@ T = TypeVar("T")
 log = logging.getLogger("openwaba.receiver")
 Operation = Callable[[sqlite3.Connection], Any]
 _Job = tuple[bool, Any, "asyncio.Future[Any]"]  # (is_append, params or operation, future)
-_Settled = list[tuple["asyncio.Future[Any]", Any, BaseException | None]]
+_Settled = list[Settled]
 
 PENDING, DONE, DEAD = 0, 1, 2
 _BATCH_LIMIT = 1024
@@ -298,11 +299,11 @@ class Journal:
         try:
             conn = _connect(self._path)
         except Exception as exc:  # report start-up failures to open()
-            loop.call_soon_threadsafe(_fail, ready, OSError(f"cannot open {self._path}: {exc}"))
+            loop.call_soon_threadsafe(settle, [(ready, None, OSError(f"cannot open {self._path}: {exc}"))])
             return
         writer = _Writer(conn)
         started: _Settled = [(ready, None, None)]
-        loop.call_soon_threadsafe(_settle, started)
+        loop.call_soon_threadsafe(settle, started)
         try:
             while (batch := next_batch(self._jobs, _BATCH_LIMIT)) is not None:
                 # Acks first, in their own durable commit: they never wait for the bookkeeping queued beside them.
@@ -311,12 +312,12 @@ class Journal:
                     loop.call_soon_threadsafe(self._settle_appends, writer.commit_appends(appends))
                 operations = [entry for entry in batch if not entry[0]]
                 if operations:
-                    loop.call_soon_threadsafe(_settle, writer.run_operations(operations))
+                    loop.call_soon_threadsafe(settle, writer.run_operations(operations))
         finally:
             conn.close()
 
     def _settle_appends(self, settled: _Settled) -> None:
-        _settle(settled)
+        settle(settled)
         self.on_append()
 
     # --- operations (run on the writer thread) ---------------------------------------------
@@ -510,27 +511,11 @@ class _Writer:
             self._synchronous = mode
 
 
-def _settle(settled: _Settled) -> None:
-    for future, result, exc in settled:
-        if future.done():  # e.g. the client went away and the request was cancelled
-            continue
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-
-
-def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
-    if not future.done():
-        future.set_exception(exc)
 
 
 def _lock(path: Path) -> int:
     """One process per queue file: two writers would hand the same items to two dispatchers."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"{path} is locked: another receiver uses this queue") from None
+    fd = hold_exclusively(path, 0o644)
+    if fd is None:
+        raise RuntimeError(f"{path} is locked: another receiver uses this queue")
     return fd

@@ -6,7 +6,6 @@ SQLite's tuples and asyncpg's records alike.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Protocol
 
@@ -84,13 +83,3 @@ def template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
 def conversation_entry(r: Row) -> ConversationEntry:
     return ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
 
-
-def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """Resolve a group-commit caller's future, unless the caller went away
-    (cancelled): the write happened all the same."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(result)
-    else:
-        future.set_exception(error)

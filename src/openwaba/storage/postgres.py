@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 import asyncpg
 import msgspec
 
-from openwaba.batches import drain
+from openwaba.batches import drain, settle
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptView,
@@ -101,8 +101,9 @@ class PostgresStorage(Storage):
     def __init__(self, url: str, pool_size: int = 10, node: str | None = None) -> None:
         self._url = url
         self._pool_size = pool_size
-        # Who holds leases. Stable across restarts (host and port by default), so a
-        # restarted node frees what its killed predecessor held at once.
+        # Who holds leases. The gateway passes an id that is stable across restarts
+        # (host:port), so a restarted node frees what its killed predecessor held at
+        # once; the default suits one-off users (migrate, tests).
         self._node = node or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._node_lock: Connection | None = None
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
@@ -111,6 +112,7 @@ class PostgresStorage(Storage):
         self._on_due: Callable[[], None] = _nothing
         self._on_config: Callable[[], None] = _nothing
         self._due_pending = False
+        self._notifying: set[asyncio.Task[None]] = set()
 
     # lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
@@ -122,6 +124,9 @@ class PostgresStorage(Storage):
                 raise ConfigError(f"node id {self._node!r} is in use by another running openwaba process")
             self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if self._node_lock is not None:
+                await self._node_lock.close()
+                self._node_lock = None
             raise StorageError(f"cannot open {redacted(self._url)}: {exc}") from None
         self._writes = asyncio.Queue()
         self._tasks = [asyncio.create_task(self._write_batches(), name="pg-writer") for _ in range(_WRITERS)]
@@ -200,21 +205,20 @@ class PostgresStorage(Storage):
                 results = await self._tx(functools.partial(_run_batch, writes=writes))
             except Exception as exc:
                 if len(batch) == 1:
-                    mapping.settle(batch[0][1], None, exc)
+                    settle([(batch[0][1], None, exc)])
                     continue
                 # Find out which call failed: each again on its own.
                 await asyncio.gather(*(self._write_alone(write, future) for write, future in batch))
                 continue
-            for (_, future), result in zip(batch, results):
-                mapping.settle(future, result, None)
+            settle((future, result, None) for (_, future), result in zip(batch, results))
 
     async def _write_alone(self, write: _Write, future: asyncio.Future[Any]) -> None:
         try:
             result = (await self._tx(lambda c: _run_batch(c, [write])))[0]
         except Exception as exc:
-            mapping.settle(future, None, exc)
+            settle([(future, None, exc)])
         else:
-            mapping.settle(future, result, None)
+            settle([(future, result, None)])
 
     def _poke_due(self) -> None:
         """Tell the other nodes that work is due; a burst of calls sends one NOTIFY."""
@@ -226,7 +230,13 @@ class PostgresStorage(Storage):
     def _send_due(self) -> None:
         self._due_pending = False
         task = asyncio.create_task(self._notify(_DUE))
-        task.add_done_callback(_log_failure)
+        self._notifying.add(task)  # a task nobody references may be collected before it runs
+        task.add_done_callback(self._notified)
+
+    def _notified(self, task: asyncio.Task[None]) -> None:
+        self._notifying.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("NOTIFY to the other nodes failed: %s", task.exception())
 
     async def _notify(self, channel: str) -> None:
         async with self._connection() as c:
@@ -486,10 +496,8 @@ class PostgresStorage(Storage):
         return row[0] if row else None
 
     async def record_attempts(self, records: Sequence[AttemptRecord], now: float) -> None:
-        released = any(r.state is DeliveryState.DELIVERED for r in records)
-        await self._write(lambda c: _record_attempts(c, records, now, self._node))
-        if released:
-            self._poke_due()  # held deliveries ("after main") may now be due
+        if await self._write(lambda c: _record_attempts(c, records, now, self._node)):
+            self._poke_due()  # deliveries held for a main webhook's 200 are due now
 
     async def deliveries(
         self, channel_id: int, where: DeliveryFilter, limit: int, before_id: int | None
@@ -700,7 +708,9 @@ async def _remove_destination(c: Connection, scope: str, kind: str, name: str) -
     return True
 
 
-async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now: float, node: str) -> None:
+async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now: float, node: str) -> bool:
+    """Store outcomes and what they decide; True when held deliveries were released."""
+    released = False
     for r in records:
         o = r.outcome
         await c.execute(
@@ -710,11 +720,12 @@ async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now:
         if not _count(await c.execute(_Q["finish_attempt"], *args)):
             continue  # dead-lettered while in flight (destination removed or gone), or the lease was lost
         if r.state is DeliveryState.DELIVERED:
-            await c.execute(_Q["release_children"], now, o.delivery_id)
+            released |= _count(await c.execute(_Q["release_children"], now, o.delivery_id)) > 0
         elif r.state is DeliveryState.DEAD:
             await c.execute(_Q["dead_letter_children_of"], [o.delivery_id])
         if r.disable_destination:
             await _disable_destination(c, r.destination_id, o.delivery_id, now)
+    return released
 
 
 async def _disable_destination(c: Connection, destination_id: int, delivery_id: int, now: float) -> None:
@@ -732,27 +743,23 @@ async def _disable_destination(c: Connection, destination_id: int, delivery_id: 
 
 
 async def _insert_deliveries(c: Connection, event: NewEvent) -> None:
+    """The primary destination's delivery, then the others: held for the primary's 200, or due now."""
+
+    async def insert(destination_id: int, state: str, due: float | None, parent_id: int | None) -> int | None:
+        args = (event.id, state, event.created_at, due, event.deadline, parent_id, event.order_key, destination_id)
+        delivery_id: int | None = await c.fetchval(_Q["insert_delivery"], *args)
+        return delivery_id
+
     fanout = event.fanout
-    common = (event.created_at,)
     parent_id = None
     if fanout.primary is not None:
-        parent_id = await c.fetchval(
-            _Q["insert_delivery"],
-            event.id, "pending", *common, event.created_at, event.deadline, None, event.order_key, fanout.primary,
-        )
+        parent_id = await insert(fanout.primary, "pending", event.created_at, None)
     wait = fanout.extras_wait_for_primary and parent_id is not None
     for destination_id in fanout.extras:
-        await c.execute(
-            _Q["insert_delivery"],
-            event.id,
-            "held" if wait else "pending",
-            *common,
-            None if wait else event.created_at,
-            event.deadline,
-            parent_id if wait else None,
-            event.order_key,
-            destination_id,
-        )
+        if wait:
+            await insert(destination_id, "held", None, parent_id)
+        else:
+            await insert(destination_id, "pending", event.created_at, None)
 
 
 def _filter_args(channel_id: int, where: DeliveryFilter) -> tuple[Any, ...]:
@@ -779,10 +786,6 @@ def _translate(exc: BaseException) -> StorageError | ConflictError:
         error = StorageError(f"{type(exc).__name__}: {exc}")
     return error
 
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.warning("NOTIFY to the other nodes failed: %s", task.exception())
 
 
 def _nothing() -> None:

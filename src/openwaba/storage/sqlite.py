@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -24,7 +23,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from openwaba.batches import next_batch
+from openwaba.batches import Outcome, next_batch, settle
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptView,
@@ -36,6 +35,7 @@ from openwaba.domain.deliveries import (
 )
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.throttle import Buckets, Rate
+from openwaba.locks import hold_exclusively
 from openwaba.storage import mapping
 from openwaba.storage.base import (
     ApiKeyInfo,
@@ -53,7 +53,6 @@ from openwaba.storage.queries import load_migrations, load_queries
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
-_Outcome = tuple[asyncio.Future[Any], Any, BaseException | None]
 
 _BATCH_LIMIT = 512
 # The final attempt is scheduled at the horizon itself; it may be claimed this
@@ -110,7 +109,7 @@ class SQLiteStorage(Storage):
         loop.call_soon_threadsafe(ready.set_result, None)
         try:
             while (batch := next_batch(self._jobs, _BATCH_LIMIT)) is not None:
-                loop.call_soon_threadsafe(_settle_all, _run_batch(conn, batch))
+                loop.call_soon_threadsafe(settle, _run_batch(conn, batch))
         finally:
             conn.close()
 
@@ -500,9 +499,9 @@ class SQLiteStorage(Storage):
 
         return await self._run(op)
 
-def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[_Outcome]:
+def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[Outcome]:
     """Run queued operations in one transaction; each in a savepoint of its own."""
-    outcomes: list[_Outcome] = []
+    outcomes: list[Outcome] = []
     try:
         conn.execute("BEGIN IMMEDIATE")
         for operation, future in batch:
@@ -545,14 +544,10 @@ def _migrate(conn: sqlite3.Connection) -> list[int]:
 
 def _lock_exclusively(path: Path) -> int:
     """A data directory belongs to one openwaba process; refuse a second one clearly."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConfigError(f"{path.parent} is in use by another openwaba process") from None
+    fd = hold_exclusively(path)
+    if fd is None:
+        raise ConfigError(f"{path.parent} is in use by another openwaba process")
     return fd
-
 
 
 def _remove_destination(c: sqlite3.Connection, scope: str, kind: str, name: str) -> bool:
@@ -631,11 +626,3 @@ def _translate(exc: Exception) -> BaseException:
     if isinstance(exc, sqlite3.Error):
         return StorageError(str(exc))
     return exc
-
-
-
-
-
-def _settle_all(outcomes: list[_Outcome]) -> None:
-    for future, result, error in outcomes:
-        mapping.settle(future, result, error)
