@@ -58,6 +58,19 @@ class Settings:
     # webhook routing
     multi_webhook_max: int = 3
     ssrf_guard: bool = True  # production numbers may not post to private/loopback addresses
+    # Meta's Cloud API. `connector` switches the demo number (the first one) between the
+    # sandbox and Meta; unset leaves it as it is. Meta needs the number's Meta
+    # phone-number id, a system-user access token and the app secret.
+    connector: str | None = None
+    meta_phone_number_id: str | None = None
+    meta_waba_id: str | None = None
+    meta_access_token: str | None = None
+    meta_app_secret: str | None = None
+    meta_verify_token: str | None = None  # answers Meta's GET /meta/webhook subscription check
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_api_version: str = "v25.0"
+    meta_timeout: float = 20.0  # seconds for one Graph call
+    meta_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # pauses between tries when Meta says "not now"
     # partner/admin API: disabled until a key is set
     partner_id: str = "openwaba"
     partner_api_key: str | None = None
@@ -88,6 +101,14 @@ class Settings:
             raise ConfigError(f"OPENWABA_SANDBOX_TEMPLATE_REJECT is not a regular expression: {exc}") from None
         if self.database_url is not None and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("the database URL must be a postgresql:// URL (leave it unset for SQLite)")
+        if self.connector not in (None, "sandbox", "meta"):
+            raise ConfigError("OPENWABA_CONNECTOR must be 'sandbox' or 'meta'")
+        needed = ("meta_phone_number_id", "meta_access_token", "meta_app_secret")
+        if self.connector == "meta" and not all(getattr(self, name) for name in needed):
+            names = ", ".join(f"OPENWABA_{name.upper()}" for name in needed)
+            raise ConfigError(f"OPENWABA_CONNECTOR=meta needs {names}")
+        if not re.fullmatch(r"v\d+\.\d+", self.meta_api_version):
+            raise ConfigError("OPENWABA_META_API_VERSION must look like v25.0")
         if self.lease_seconds <= self.webhook_timeout:
             raise ConfigError("OPENWABA_LEASE_SECONDS must be longer than OPENWABA_WEBHOOK_TIMEOUT")
         try:
@@ -114,6 +135,7 @@ class Settings:
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()
         return settings
+
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -163,6 +185,16 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "clock": str,
     "multi_webhook_max": int,
     "ssrf_guard": _boolean,
+    "connector": str,
+    "meta_phone_number_id": str,
+    "meta_waba_id": str,
+    "meta_access_token": str,
+    "meta_app_secret": str,
+    "meta_verify_token": str,
+    "meta_graph_url": str,
+    "meta_api_version": str,
+    "meta_timeout": float,
+    "meta_retry_delays": parse_delays,
     "partner_id": str,
     "partner_api_key": str,
     "log_level": str,

@@ -9,11 +9,14 @@ import contextlib
 import logging
 import re
 import socket
+from dataclasses import replace
 
 from openwaba.clock import Clock, ManualClock
 from openwaba.config import Settings
 from openwaba.connectors.base import Connector
+from openwaba.connectors.meta import GraphSettings, MetaConnector
 from openwaba.connectors.sandbox import SandboxConnector
+from openwaba.domain.accounts import Channel, MetaLink
 from openwaba.domain.errors import StateError
 from openwaba.services.accounts import Accounts, SandboxSeed
 from openwaba.services.delivery import CircuitBreaker, Dispatcher
@@ -21,6 +24,7 @@ from openwaba.services.delivery_log import DeliveryLog
 from openwaba.services.ingest import Ingest
 from openwaba.services.limits import Limits
 from openwaba.services.media import Media
+from openwaba.services.meta_inbox import MetaInbox
 from openwaba.services.profiles import Profiles
 from openwaba.services.scenarios import Scenarios
 from openwaba.services.sending import Sending
@@ -75,12 +79,15 @@ class Gateway:
             self.templates,
             self.scenarios,
         )
-        connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox}
+        graph = GraphSettings(
+            settings.meta_graph_url, settings.meta_api_version, settings.meta_timeout, settings.meta_retry_delays
+        )
+        self.meta = MetaConnector(graph, self.accounts, self.media, self.storage, self.clock)
+        self.meta_inbox = MetaInbox(self.storage, self.accounts, self.meta, self.media, self.ingest, self.clock)
+        connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox, self.meta.name: self.meta}
         self.profiles = Profiles(self.storage)
         self.limits = Limits(self.storage, settings.throughput, settings.rate_limits)
-        self.sending = Sending(
-            self.storage, self.accounts, connectors, self.limits, self.clock, settings.lease_seconds
-        )
+        self.sending = Sending(self.storage, self.accounts, connectors, self.limits, self.clock, settings.lease_seconds)
         self.clock.on_change(self.dispatcher.wake)
         self.storage.listen(self.dispatcher.wake, self._forget_configuration)
         self.seed: SandboxSeed | None = None
@@ -101,6 +108,7 @@ class Gateway:
             if s.sandbox_scenario is not None:
                 await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
             await self._greet(self.seed)
+            await self._apply_connector(self.seed.channel)
             await self.media.start()  # the download-URL secret: one for every node
         recovered = await self.sending.recover()
         if recovered:
@@ -109,9 +117,28 @@ class Gateway:
             asyncio.create_task(self.sending.run_handover(), name="handover"),
             asyncio.create_task(self.sending.run_reclaim(), name="reclaim"),
             asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
+            asyncio.create_task(self.meta_inbox.run(), name="meta-inbox"),
         ]
         for task in self._tasks:
             task.add_done_callback(_crash_loudly)
+
+    async def _apply_connector(self, channel: Channel) -> None:
+        """OPENWABA_CONNECTOR: the demo number talks to the sandbox or to Meta."""
+        s = self.settings
+        if s.connector is None:
+            return
+        link = None
+        if s.connector == "meta":
+            # check() made sure these are set
+            link = MetaLink(
+                channel.id,
+                str(s.meta_phone_number_id),
+                s.meta_waba_id,
+                str(s.meta_access_token),
+                str(s.meta_app_secret),
+            )
+        channel = await self.accounts.set_connector(channel, s.connector, link)
+        self.seed = replace(self.seed, channel=channel) if self.seed else None
 
     def describe_storage(self) -> str:
         """Where the data lives, for the start-up summary (no password)."""
@@ -151,6 +178,7 @@ class Gateway:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.meta.close()
         await self.storage.close()
 
 

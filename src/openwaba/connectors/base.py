@@ -33,14 +33,21 @@ class EventSink(Protocol):
 
 class Connector(abc.ABC):
     name: str
+    # A synchronous connector hands a message over while its sender waits, and the
+    # network's id for it is the one the sender gets (Meta's wamid); otherwise the
+    # message is handed over after the send was answered.
+    synchronous: bool = False
 
     async def check(self, channel: Channel, message: OutgoingMessage) -> None:  # noqa: B027  (optional hook)
         """Refuse, before it is accepted, a message the network would answer with an
         error at once (e.g. unknown media id, unapproved template): raise RequestError."""
 
-    def typing(self, channel: Channel, wa_id: str) -> None:  # noqa: B027  (optional hook)
-        """Show the user that the business is typing (the network's own indicator)."""
+    async def mark_read(self, channel: Channel, message_id: str, wa_id: str, typing: bool) -> None:  # noqa: B027
+        """Tell the network a received message was read (and maybe show "typing…")."""
 
     @abc.abstractmethod
-    async def send(self, channel: Channel, queued: QueuedMessage) -> None:
-        """Hand one accepted message over. Raise ConnectorError to have it tried again."""
+    async def send(self, channel: Channel, queued: QueuedMessage) -> str | None:
+        """Hand one accepted message over. Raise ConnectorError to have it tried again.
+
+        A synchronous connector returns the network's id for the message; raising
+        RequestError means the network refused it (final: the sender gets the error)."""

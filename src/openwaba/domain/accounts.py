@@ -35,8 +35,22 @@ class Channel:
     phone_number: str  # display number, digits only
     phone_number_id: str
     format: ChannelFormat
-    connector: str  # "sandbox" (the Meta connector comes later)
+    connector: str  # "sandbox" or "meta"
     mode: ChannelMode
+
+
+@dataclass(frozen=True, slots=True)
+class MetaLink:
+    """Where a channel lives on Meta's Cloud API, and the credentials to use it."""
+
+    channel_id: int
+    phone_number_id: str  # Meta's id of the number: the Graph path and webhooks' `metadata`
+    waba_id: str | None  # Meta's WABA id: `entry[].id` of its webhooks, templates
+    access_token: str  # a system-user token with whatsapp_business_messaging
+    app_secret: str  # signs Meta's webhook posts (X-Hub-Signature-256)
+
+    def __repr__(self) -> str:  # never print the secrets
+        return f"MetaLink(channel_id={self.channel_id}, phone_number_id={self.phone_number_id!r})"
 
 
 @dataclass(frozen=True, slots=True)

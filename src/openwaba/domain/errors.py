@@ -100,8 +100,14 @@ class NotFoundError(OpenwabaError):
 class RequestError(OpenwabaError):
     """A request openwaba will not carry out, described the way WhatsApp would."""
 
-    def __init__(self, code: int, details: str) -> None:
-        self.kind = CATALOGUE[code]
+    def __init__(self, code: int, details: str, *, title: str | None = None, http_status: int | None = None) -> None:
+        # Codes outside the catalogue come from Meta, which names them and picks the status.
+        known = CATALOGUE.get(code)
+        self.kind = ErrorKind(
+            code,
+            title or (known.title if known else "Unknown error"),
+            http_status or (known.http_status if known else 400),
+        )
         self.details = details
         super().__init__(f"(#{code}) {self.kind.title}: {details}")
 

@@ -54,6 +54,7 @@ __all__ = [
     "Dialect",
     "OutgoingMessage",
     "ReadRequest",
+    "media_objects",
     "media_references",
     "normalise_phone",
     "parse_messages_body",
@@ -162,22 +163,26 @@ def parse_read_body(body: bytes) -> None:
 
 def media_references(message: OutgoingMessage) -> list[str]:
     """Every media id the message refers to, in order, each once."""
-    content = message.content
-    if message.type in _MEDIA_TYPES:
-        objects = [content]
-    elif message.type == "interactive":
+    objects = media_objects(message.type, message.content)
+    return list(dict.fromkeys(media["id"] for media in objects if "id" in media))
+
+
+def media_objects(type_name: str, content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The media objects (`{"id"|"link", ...}`) inside a message's content, as
+    references into it: a connector may rewrite them in a copy."""
+    if type_name in _MEDIA_TYPES:
+        return [content]
+    if type_name == "interactive":
         header = content.get("header", {})
-        objects = [header[header["type"]]] if header.get("type") in _HEADER_MEDIA else []
-    elif message.type == "template":
-        objects = [
+        return [header[header["type"]]] if header.get("type") in _HEADER_MEDIA else []
+    if type_name == "template":
+        return [
             parameter[parameter["type"]]
             for component in content.get("components", [])
             for parameter in component.get("parameters", [])
             if parameter["type"] in _HEADER_MEDIA
         ]
-    else:
-        objects = []
-    return list(dict.fromkeys(media["id"] for media in objects if "id" in media))
+    return []
 
 
 def _read_request(document: dict[str, Any], dialect: Dialect) -> ReadRequest:

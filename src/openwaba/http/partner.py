@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink
 from openwaba.domain.errors import AuthError, NotFoundError, RequestError, StateError
 from openwaba.gateway import Gateway
 from openwaba.http.cloud import gateway
@@ -74,8 +74,8 @@ async def create_waba(request: Request, gw: Gateway) -> Response:
 
 @partner_face
 async def list_channels(request: Request, gw: Gateway) -> Response:
-    channels = await gw.accounts.channels()
-    return json_response({"count": len(channels), "total": len(channels), "channels": [_channel(c) for c in channels]})
+    channels = [await _described(gw, c) for c in await gw.accounts.channels()]
+    return json_response({"count": len(channels), "total": len(channels), "channels": channels})
 
 
 @partner_face
@@ -100,7 +100,7 @@ async def update_channel(request: Request, gw: Gateway) -> Response:
     restores the deployment's default."""
     channel = await _path_channel(request, gw)
     body = await json_body(request)
-    known = {"retry_horizon_seconds", "throughput", "rate_limits"}
+    known = {"retry_horizon_seconds", "throughput", "rate_limits", "connector", "meta"}
     if not body or not set(body) <= known:
         raise RequestError(100, f"Give one or more of {', '.join(sorted(known))} (null restores the default)")
     # Check every field before storing any, so a refused PATCH changes nothing.
@@ -109,11 +109,44 @@ async def update_channel(request: Request, gw: Gateway) -> Response:
         check_retry_horizon(horizon)
     limit_changes: dict[str, Any] = {k: body[k] for k in ("throughput", "rate_limits") if k in body}
     limits = await gw.limits.merged(channel, limit_changes) if limit_changes else None
+    connector = _connector_change(channel, body)
+    if connector is not None:
+        channel = await gw.accounts.set_connector(channel, *connector)
     if "retry_horizon_seconds" in body:
         await gw.webhooks.set_retry_horizon(channel, horizon)
     if limits is not None:
         await gw.limits.configure(channel, limits)
-    return json_response({**_channel(channel), **await _settings(gw, channel)})
+    return json_response({**await _described(gw, channel), **await _settings(gw, channel)})
+
+
+_META_FIELDS = ("phone_number_id", "access_token", "app_secret")
+
+
+def _connector_change(channel: Channel, body: dict[str, Any]) -> tuple[str, MetaLink | None] | None:
+    """`connector` ("sandbox" or "meta") and/or `meta` (the number on Meta's Cloud API)."""
+    if "connector" not in body and "meta" not in body:
+        return None
+    connector = body.get("connector", channel.connector)
+    if connector not in ("sandbox", "meta"):
+        raise RequestError(100, "'connector' must be 'sandbox' or 'meta'")
+    meta = body.get("meta")
+    if meta is None:
+        return connector, None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str) and meta[k] for k in _META_FIELDS):
+        raise RequestError(100, f"'meta' must be an object with the strings {', '.join(_META_FIELDS)} (and waba_id)")
+    waba_id = meta.get("waba_id")
+    if waba_id is not None and not isinstance(waba_id, str):
+        raise RequestError(100, "'meta.waba_id' must be a string")
+    return connector, MetaLink(channel.id, meta["phone_number_id"], waba_id, meta["access_token"], meta["app_secret"])
+
+
+async def _described(gw: Gateway, channel: Channel) -> dict[str, Any]:
+    """The channel, with where it lives on Meta when it is linked (never the credentials)."""
+    described = _channel(channel)
+    link = (await gw.accounts.meta_links()).get(channel.id)
+    if link is not None:
+        described["meta"] = {"phone_number_id": link.phone_number_id, "waba_id": link.waba_id}
+    return described
 
 
 async def _settings(gw: Gateway, channel: Channel) -> dict[str, Any]:

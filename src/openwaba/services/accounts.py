@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from openwaba.clock import Clock
 from openwaba.domain import ids
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.errors import AuthError, ConflictError, NotFoundError, StateError
 from openwaba.domain.messages import normalise_phone
 from openwaba.services.templates import starter_templates
@@ -37,11 +37,36 @@ class Accounts:
         self._on_webhook_removed = on_webhook_removed
         self._by_key: dict[str, Channel | None] = {}
         self._by_phone_number_id: dict[str, Channel] = {}
+        self._meta_links: dict[int, MetaLink] | None = None  # by channel id
 
     def forget(self) -> None:
         """Drop cached keys and numbers (changed by another process sharing the store)."""
         self._by_key.clear()
         self._by_phone_number_id.clear()
+        self._meta_links = None
+
+    async def meta_links(self) -> dict[int, MetaLink]:
+        """Every channel's link to Meta's Cloud API, by channel id."""
+        if self._meta_links is None:
+            self._meta_links = {link.channel_id: link for link in await self._storage.meta_links()}
+        return self._meta_links
+
+    async def meta_link(self, channel: Channel) -> MetaLink:
+        link = (await self.meta_links()).get(channel.id)
+        if link is None:
+            raise StateError(f"channel {channel.id} has no Meta phone-number id and credentials")
+        return link
+
+    async def set_connector(self, channel: Channel, connector: str, link: MetaLink | None = None) -> Channel:
+        """Move a number between the sandbox and Meta; Meta needs a link (given, or saved earlier)."""
+        if connector == "meta" and link is None:
+            await self.meta_link(channel)
+        try:
+            await self._storage.set_connector(channel.id, connector, link)
+        except ConflictError:
+            raise StateError("another channel is already linked to that Meta phone-number id") from None
+        self.forget()
+        return await self.by_id(channel.id)
 
     async def authenticate(self, api_key: str | None) -> Channel:
         """The channel an API key belongs to; AuthError for a missing or unknown key."""

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from openwaba.domain import ids
 from openwaba.domain.errors import NotFoundError
 from openwaba.domain.payloads import EventItem, render, split_notification
@@ -37,14 +39,20 @@ class Ingest:
         self._on_new_work = on_new_work
 
     async def ingest(
-        self, notifications: Sequence[tuple[dict[str, Any], float]], injected: Sequence[tuple[str, ...]] = ()
+        self,
+        notifications: Sequence[tuple[dict[str, Any], float]],
+        injected: Sequence[tuple[str, ...]] = (),
+        *,
+        reposted: bool = False,
     ) -> None:
+        """`reposted`: the sender may post the same notification again (Meta does);
+        then even items without an id (errors) are ingested once."""
         events: list[NewEvent] = []
         inbound: list[InboundMessage] = []
         labels = list(injected) or [()] * len(notifications)
         for (notification, at), made_up in zip(notifications, labels):
             for item in split_notification(notification):
-                event = await self._event(item, at, made_up)
+                event = await self._event(item, at, made_up, reposted)
                 if event is None:
                     continue
                 events.append(event)
@@ -54,7 +62,7 @@ class Ingest:
             await self._storage.ingest(events, inbound)
             self._on_new_work()
 
-    async def _event(self, item: EventItem, at: float, injected: tuple[str, ...]) -> NewEvent | None:
+    async def _event(self, item: EventItem, at: float, injected: tuple[str, ...], reposted: bool) -> NewEvent | None:
         try:
             if item.phone_number_id:
                 channel = await self._accounts.by_phone_number_id(item.phone_number_id)
@@ -69,6 +77,8 @@ class Ingest:
             event_id = ids.template_status_event_id(
                 channel.id, str(item.item.get("message_template_id")), str(item.item.get("event"))
             )
+        elif wamid is None and reposted:  # known by its content alone
+            event_id = ids.stable_event_id(channel.id, item.kind, msgspec.json.encode(item.value, order="sorted"))
         elif wamid is None or "duplicate" in injected:  # a duplicate is a second event with the same payload
             event_id = ids.event_id()
         else:

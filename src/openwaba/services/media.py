@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -54,17 +54,49 @@ class Media:
         self, channel: Channel, mime_type: str, chunks: AsyncIterable[bytes], filename: str | None = None
     ) -> tuple[MediaFile, MediaKind]:
         """Store a file for the channel; RequestError 131053 when WhatsApp would refuse it."""
+        kinds: list[MediaKind] = []
+
+        def check(size: int, head: bytes) -> None:
+            kinds.append(check_upload(mime_type, size, head))
+
+        media = await self._store(channel, ids.numeric_id(), mime_type, chunks, filename, check)
+        return media, kinds[0]
+
+    async def receive(
+        self, channel: Channel, media_id: str, mime_type: str, data: bytes, filename: str | None = None
+    ) -> MediaFile:
+        """Keep a file a user sent through the network, under the network's media id.
+        Users may send what businesses may not upload: no format check."""
+        known = await self._storage.media(channel.id, media_id)
+        if known is not None:  # the same message posted again
+            return known
+
+        async def one_chunk() -> AsyncIterator[bytes]:
+            yield data
+
+        return await self._store(channel, media_id, mime_type, one_chunk(), filename, None)
+
+    async def _store(
+        self,
+        channel: Channel,
+        media_id: str,
+        mime_type: str,
+        chunks: AsyncIterable[bytes],
+        filename: str | None,
+        check: Callable[[int, bytes], None] | None,
+    ) -> MediaFile:
         temp = self._root / "tmp" / secrets.token_hex(8)
         try:
             digest, size, head = await self._receive(temp, chunks)
-            kind = check_upload(mime_type, size, head)
-            media = MediaFile(ids.numeric_id(), channel.id, digest, mime_type, size, filename, self._clock.now())
+            if check is not None:
+                check(size, head)
+            media = MediaFile(media_id, channel.id, digest, mime_type, size, filename, self._clock.now())
             async with self._files:
                 await asyncio.to_thread(self._keep, temp, digest)
                 await self._storage.insert_media(media)
         finally:
             await asyncio.to_thread(temp.unlink, True)
-        return media, kind
+        return media
 
     async def get(self, channel: Channel, media_id: str) -> MediaFile:
         media = await self._storage.media(channel.id, media_id) if media_id.isdigit() else None

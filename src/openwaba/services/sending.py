@@ -19,7 +19,7 @@ from openwaba.clock import Clock
 from openwaba.connectors.base import Connector, ConnectorError
 from openwaba.domain import ids
 from openwaba.domain.accounts import Channel
-from openwaba.domain.errors import RequestError
+from openwaba.domain.errors import RequestError, StateError
 from openwaba.domain.messages import Dialect, OutgoingMessage, ReadRequest, parse_messages_body
 from openwaba.services.accounts import Accounts
 from openwaba.services.limits import Limits
@@ -74,13 +74,41 @@ class Sending:
         return await self.send(channel, request)
 
     async def send(self, channel: Channel, message: OutgoingMessage) -> Accepted:
-        await self._connectors[channel.connector].check(channel, message)
+        connector = self._connector(channel)
+        await connector.check(channel, message)
         now = self._clock.now()
         await self._limits.admit(channel, message.wa_id, now)
         queued = QueuedMessage(ids.wamid(message.wa_id, outbound=True), channel.id, message, now)
+        if connector.synchronous:
+            return await self._send_now(connector, channel, queued)
         await self._storage.insert_outbound(queued, now + self._lease)
         self._queue(queued)
         return Accepted(queued.wamid, message.input, message.wa_id)
+
+    async def _send_now(self, connector: Connector, channel: Channel, queued: QueuedMessage) -> Accepted:
+        """Hand over while the sender waits; answer with the network's id.
+
+        The row committed first is the message's idempotency record, keyed by our
+        id: it is never reclaimed, so whatever happens to this process the message
+        is handed over by this call only, and never twice."""
+        await self._storage.insert_outbound(queued, None)
+        try:
+            remote = await connector.send(channel, queued)
+        except RequestError:
+            await self._storage.settle_outbound(queued.wamid, None)  # refused: nothing was sent
+            raise
+        except ConnectorError as exc:  # no answer: it may have gone out, so it is not tried again
+            log.warning("hand-over of %s has an unknown outcome: %s", queued.wamid, exc)
+            raise RequestError(131000, f"{exc}; the message may have been sent", http_status=504) from None
+        wamid = remote or queued.wamid
+        await self._storage.settle_outbound(queued.wamid, wamid)
+        return Accepted(wamid, queued.message.input, queued.message.wa_id)
+
+    def _connector(self, channel: Channel) -> Connector:
+        connector = self._connectors.get(channel.connector)
+        if connector is None:
+            raise StateError(f"the number's connector {channel.connector!r} is not available on this server")
+        return connector
 
     def _queue(self, queued: QueuedMessage) -> None:
         if queued.wamid not in self._queued:
@@ -96,8 +124,7 @@ class Sending:
                 f"message_id '{message_id}' is not a message this number received; "
                 "only incoming messages can be marked read",
             )
-        if typing:
-            self._connectors[channel.connector].typing(channel, wa_id)
+        await self._connector(channel).mark_read(channel, message_id, wa_id, typing)
         return Read(message_id, wa_id)
 
     async def recover(self) -> int:
@@ -138,8 +165,8 @@ class Sending:
     async def _hand_over(self, queued: QueuedMessage) -> bool:
         try:
             channel = await self._accounts.by_id(queued.channel_id)
-            await self._connectors[channel.connector].send(channel, queued)
-        except ConnectorError as exc:
+            await self._connector(channel).send(channel, queued)
+        except (ConnectorError, StateError) as exc:
             log.warning("hand-over of %s failed, will retry: %s", queued.wamid, exc)
             return False
         return True

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptOutcome,
     AttemptView,
@@ -44,6 +44,16 @@ class NewEvent:
     order_key: str  # channel and user: the conversation this event belongs to
     message_status: str | None = None  # for status events: the outbound message's new status
     injected: tuple[str, ...] = ()  # what a sandbox scenario made up about this event (shown in the log)
+
+
+@dataclass(slots=True)
+class InboxPost:
+    """A webhook post from Meta waiting to be ingested; set `done` once it is."""
+
+    id: int
+    body: bytes
+    received_at: float
+    done: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +253,17 @@ class Storage(abc.ABC):
 
     # messages and events ------------------------------------------------
     @abc.abstractmethod
-    async def insert_outbound(self, queued: QueuedMessage, lease_until: float) -> None:
-        """Store an accepted message; this process hands it over until `lease_until`."""
+    async def insert_outbound(self, queued: QueuedMessage, lease_until: float | None) -> None:
+        """Store an accepted message; this process hands it over until `lease_until`.
+
+        None: the caller hands it over at once and settles it (`settle_outbound`); the
+        row is never reclaimed, so a crash before settling leaves a record that a
+        hand-over started, never a second one."""
+
+    @abc.abstractmethod
+    async def settle_outbound(self, wamid: str, remote_wamid: str | None) -> None:
+        """The outcome of a synchronous hand-over: the network's id for the message,
+        or None when it was not accepted (the row goes)."""
 
     @abc.abstractmethod
     async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
@@ -378,6 +397,23 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def delete_templates(self, waba_id: str, name: str) -> list[StoredTemplate]:
         """Delete every language of a template; the rows that went."""
+
+    # Meta's Cloud API -------------------------------------------------------
+    @abc.abstractmethod
+    async def meta_links(self) -> list[MetaLink]: ...
+
+    @abc.abstractmethod
+    async def set_connector(self, channel_id: int, connector: str, link: MetaLink | None) -> None:
+        """Switch a channel's connector, saving its Meta link first when one is given."""
+
+    @abc.abstractmethod
+    async def insert_meta_inbox(self, body: bytes, received_at: float) -> None:
+        """Commit one webhook post from Meta, as received."""
+
+    @abc.abstractmethod
+    def meta_inbox(self, limit: int) -> contextlib.AbstractAsyncContextManager[list[InboxPost]]:
+        """The oldest posts not yet ingested, held by the caller until the block ends;
+        the ids it puts in `done` are deleted then (other nodes skip held posts)."""
 
     @abc.abstractmethod
     async def withdraw_event(self, event_id: str) -> bool:

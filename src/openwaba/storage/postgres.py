@@ -31,7 +31,7 @@ import asyncpg
 import msgspec
 
 from openwaba.batches import drain, settle
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptView,
     DeliveryFilter,
@@ -49,6 +49,7 @@ from openwaba.storage.base import (
     ChannelLimits,
     ConversationEntry,
     InboundMessage,
+    InboxPost,
     MediaFile,
     NewEvent,
     QueuedMessage,
@@ -421,7 +422,7 @@ class PostgresStorage(Storage):
         await self._tx(op)
 
     # messages and events ------------------------------------------------------
-    async def insert_outbound(self, queued: QueuedMessage, lease_until: float) -> None:
+    async def insert_outbound(self, queued: QueuedMessage, lease_until: float | None) -> None:
         m = queued.message
         args = (
             queued.wamid,
@@ -432,10 +433,17 @@ class PostgresStorage(Storage):
             m.context_message_id,
             m.biz_opaque_callback_data,
             queued.created_at,
-            lease_until,
-            self._node,
         )
-        await self._write(_Statement(_Q["insert_message"], args))
+        if lease_until is None:  # the caller hands it over itself: never reclaimed
+            await self._write(_Statement(_Q["insert_message_handed_over"], args))
+        else:
+            await self._write(_Statement(_Q["insert_message"], (*args, lease_until, self._node)))
+
+    async def settle_outbound(self, wamid: str, remote_wamid: str | None) -> None:
+        if remote_wamid is None:
+            await self._write(_Statement(_Q["delete_outbound"], (wamid,)))
+        else:
+            await self._write(_Statement(_Q["settle_outbound"], (wamid, remote_wamid)))
 
     async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
         rows = await self._tx(lambda c: c.fetch(_Q["claim_undispatched"], now, limit, lease_until, self._node))
@@ -636,6 +644,34 @@ class PostgresStorage(Storage):
     async def delete_templates(self, waba_id: str, name: str) -> list[StoredTemplate]:
         return [mapping.template(r) for r in await self._tx(lambda c: c.fetch(_Q["delete_templates"], waba_id, name))]
 
+    # Meta's Cloud API -----------------------------------------------------------
+    async def meta_links(self) -> list[MetaLink]:
+        return [MetaLink(*row) for row in await self._fetch("select_meta_links")]
+
+    async def set_connector(self, channel_id: int, connector: str, link: MetaLink | None) -> None:
+        async def op(c: Connection) -> None:
+            if link is not None:
+                row = (channel_id, link.phone_number_id, link.waba_id, link.access_token, link.app_secret)
+                await c.execute(_Q["upsert_meta_link"], *row)
+            await c.execute(_Q["update_channel_connector"], connector, channel_id)
+            await _config_changed(c)
+
+        await self._tx(op)
+
+    async def insert_meta_inbox(self, body: bytes, received_at: float) -> None:
+        await self._write(_Statement(_Q["insert_meta_inbox"], (received_at, body)))
+
+    @contextlib.asynccontextmanager
+    async def meta_inbox(self, limit: int) -> AsyncIterator[list[InboxPost]]:
+        # The rows stay locked by this transaction while the caller ingests them.
+        async with self._connection() as c, c.transaction():
+            rows = await c.fetch(_Q["claim_meta_inbox"], limit)
+            posts = [InboxPost(row[0], bytes(row[1]), row[2]) for row in rows]
+            yield posts
+            done = [post.id for post in posts if post.done]
+            if done:
+                await c.execute(_Q["delete_meta_inbox"], done)
+
     async def withdraw_event(self, event_id: str) -> bool:
         async def op(c: Connection) -> bool:
             await c.execute(_Q["withdraw_deliveries"], event_id)
@@ -787,7 +823,6 @@ def _translate(exc: BaseException) -> StorageError | ConflictError:
     return error
 
 
-
 def _nothing() -> None:
     pass
 
@@ -799,6 +834,3 @@ def redacted(url: str) -> str:
         return url
     scheme, _, credentials = head.partition("//")
     return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
-
-
-

@@ -17,14 +17,14 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
 from openwaba.batches import Outcome, next_batch, settle
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptView,
     DeliveryFilter,
@@ -43,6 +43,7 @@ from openwaba.storage.base import (
     ChannelLimits,
     ConversationEntry,
     InboundMessage,
+    InboxPost,
     MediaFile,
     NewEvent,
     QueuedMessage,
@@ -259,8 +260,9 @@ class SQLiteStorage(Storage):
         await self._run(op)
 
     # messages and events ------------------------------------------------------
-    async def insert_outbound(self, queued: QueuedMessage, lease_until: float) -> None:
+    async def insert_outbound(self, queued: QueuedMessage, lease_until: float | None) -> None:
         m = queued.message
+        handed_over = lease_until is None  # the caller hands it over itself: never reclaimed
         params = (
             queued.wamid,
             queued.channel_id,
@@ -270,12 +272,18 @@ class SQLiteStorage(Storage):
             msgspec.json.encode(m.content).decode(),
             m.context_message_id,
             m.biz_opaque_callback_data,
-            "accepted",
+            "sending" if handed_over else "accepted",
             queued.created_at,
-            0,
+            int(handed_over),
             lease_until,
         )
         await self._run(lambda c: c.execute(_Q["insert_message"], params))
+
+    async def settle_outbound(self, wamid: str, remote_wamid: str | None) -> None:
+        if remote_wamid is None:
+            await self._run(lambda c: c.execute(_Q["delete_outbound"], (wamid,)))
+        else:
+            await self._run(lambda c: c.execute(_Q["settle_outbound"], {"wamid": wamid, "remote": remote_wamid}))
 
     async def claim_undispatched(self, now: float, limit: int, lease_until: float) -> list[QueuedMessage]:
         params = {"now": now, "limit": limit, "lease_until": lease_until}
@@ -290,8 +298,15 @@ class SQLiteStorage(Storage):
     async def ingest(self, events: Sequence[NewEvent], inbound: Sequence[InboundMessage]) -> None:
         def op(c: sqlite3.Connection) -> None:
             for m in inbound:
-                row = (m.wamid, m.channel_id, m.wa_id, m.type, json.dumps(m.content), m.context_message_id,
-                       m.created_at)
+                row = (
+                    m.wamid,
+                    m.channel_id,
+                    m.wa_id,
+                    m.type,
+                    json.dumps(m.content),
+                    m.context_message_id,
+                    m.created_at,
+                )
                 c.execute(_Q["insert_inbound_message"], row)
             for e in events:
                 injected = ",".join(e.injected) or None
@@ -410,7 +425,6 @@ class SQLiteStorage(Storage):
     async def set_value(self, key: str, value: str) -> None:
         await self._run(lambda c: c.execute(_Q["set_kv"], (key, value)))
 
-
     # per-number limits -----------------------------------------------------------
     async def channel_limits(self, channel_id: int) -> ChannelLimits:
         row = await self._run(lambda c: c.execute(_Q["select_channel_limits"], (channel_id,)).fetchone())
@@ -492,12 +506,40 @@ class SQLiteStorage(Storage):
         rows = await self._run(lambda c: c.execute(_Q["delete_templates"], (waba_id, name)).fetchall())
         return [mapping.template(r) for r in rows]
 
+    # Meta's Cloud API -----------------------------------------------------------
+    async def meta_links(self) -> list[MetaLink]:
+        rows = await self._run(lambda c: c.execute(_Q["select_meta_links"]).fetchall())
+        return [MetaLink(*row) for row in rows]
+
+    async def set_connector(self, channel_id: int, connector: str, link: MetaLink | None) -> None:
+        def op(c: sqlite3.Connection) -> None:
+            if link is not None:
+                row = (channel_id, link.phone_number_id, link.waba_id, link.access_token, link.app_secret)
+                c.execute(_Q["upsert_meta_link"], row)
+            c.execute(_Q["update_channel_connector"], (connector, channel_id))
+
+        await self._run(op)
+
+    async def insert_meta_inbox(self, body: bytes, received_at: float) -> None:
+        await self._run(lambda c: c.execute(_Q["insert_meta_inbox"], (received_at, body)))
+
+    @contextlib.asynccontextmanager
+    async def meta_inbox(self, limit: int) -> AsyncIterator[list[InboxPost]]:
+        # One process owns the file, and it reads its inbox from one task: nothing to hold.
+        rows = await self._run(lambda c: c.execute(_Q["select_meta_inbox"], (limit,)).fetchall())
+        posts = [InboxPost(row[0], bytes(row[1]), row[2]) for row in rows]
+        yield posts
+        done = [(post.id,) for post in posts if post.done]
+        if done:
+            await self._run(lambda c: c.executemany(_Q["delete_meta_inbox"], done))
+
     async def withdraw_event(self, event_id: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             c.execute(_Q["withdraw_deliveries"], {"event": event_id})
             return bool(c.execute(_Q["withdraw_event"], {"event": event_id}).rowcount)
 
         return await self._run(op)
+
 
 def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> list[Outcome]:
     """Run queued operations in one transaction; each in a savepoint of its own."""

@@ -120,7 +120,11 @@ class SandboxConnector(Connector):
         at = queued.created_at + self._delays[0]
         if user is None or error is not None:
             failed = status_item(
-                queued.wamid, "failed", at, message.wa_id, errors=[error or webhook_error(131026, _UNDELIVERABLE)],
+                queued.wamid,
+                "failed",
+                at,
+                message.wa_id,
+                errors=[error or webhook_error(131026, _UNDELIVERABLE)],
                 biz_opaque_callback_data=message.biz_opaque_callback_data,
             )
             contacts = [user.contact()] if user else []
@@ -283,9 +287,10 @@ class SandboxConnector(Connector):
             self._last_inbound[key] = max(known, default=None)
         return self._last_inbound[key]
 
-    def typing(self, channel: Channel, wa_id: str) -> None:
+    async def mark_read(self, channel: Channel, message_id: str, wa_id: str, typing: bool) -> None:
         """The business shows "typing…" to the user until it replies or 25 s pass."""
-        self._typing_until[(channel.id, wa_id)] = self._clock.now() + TYPING_LIFETIME
+        if typing:
+            self._typing_until[(channel.id, wa_id)] = self._clock.now() + TYPING_LIFETIME
 
     def is_typing(self, channel: Channel, wa_id: str) -> bool:
         return self._typing_until.get((channel.id, wa_id), 0.0) > self._clock.now()

@@ -385,3 +385,40 @@ SELECT pg_notify($1, '');
 -- For transactions a crash may undo harmlessly (a lease, an expiry that the next
 -- claim redoes): their commit does not wait for the WAL flush.
 SET LOCAL synchronous_commit TO OFF;
+
+-- name: insert_message_handed_over
+-- A message the caller hands over itself, at once: no lease, never reclaimed. Until
+-- it is settled it records that a hand-over started (its outcome unknown after a crash).
+INSERT INTO messages (wamid, channel_id, direction, wa_id, type, content, context_message_id,
+                      biz_opaque_callback_data, status, created_at, dispatched)
+VALUES ($1, $2, 'out', $3, $4, $5, $6, $7, 'sending', $8, true);
+
+-- name: settle_outbound
+-- A message handed over synchronously gets the id the network gave it.
+UPDATE messages SET wamid = $2, status = 'accepted' WHERE wamid = $1;
+
+-- name: delete_outbound
+-- The network refused the message (or its answer never came): it was not accepted.
+DELETE FROM messages WHERE wamid = $1 AND direction = 'out';
+
+-- name: select_meta_links
+SELECT channel_id, phone_number_id, waba_id, access_token, app_secret FROM meta_links ORDER BY channel_id;
+
+-- name: upsert_meta_link
+INSERT INTO meta_links (channel_id, phone_number_id, waba_id, access_token, app_secret)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (channel_id) DO UPDATE SET phone_number_id = excluded.phone_number_id, waba_id = excluded.waba_id,
+    access_token = excluded.access_token, app_secret = excluded.app_secret;
+
+-- name: update_channel_connector
+UPDATE channels SET connector = $1 WHERE id = $2;
+
+-- name: insert_meta_inbox
+INSERT INTO meta_inbox (received_at, body) VALUES ($1, $2);
+
+-- name: claim_meta_inbox
+-- Nodes share the inbox: each takes rows no other node holds (held until its transaction ends).
+SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED;
+
+-- name: delete_meta_inbox
+DELETE FROM meta_inbox WHERE id = ANY($1::bigint[]);

@@ -337,3 +337,32 @@ WHERE event_id = :event AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id 
 
 -- name: withdraw_event
 DELETE FROM events WHERE id = :event AND NOT EXISTS (SELECT 1 FROM deliveries WHERE event_id = :event);
+
+-- name: settle_outbound
+-- A message handed over synchronously gets the id the network gave it.
+UPDATE messages SET wamid = :remote, status = 'accepted' WHERE wamid = :wamid;
+
+-- name: delete_outbound
+-- The network refused the message (or its answer never came): it was not accepted.
+DELETE FROM messages WHERE wamid = ? AND direction = 'out';
+
+-- name: select_meta_links
+SELECT channel_id, phone_number_id, waba_id, access_token, app_secret FROM meta_links ORDER BY channel_id;
+
+-- name: upsert_meta_link
+INSERT INTO meta_links (channel_id, phone_number_id, waba_id, access_token, app_secret)
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (channel_id) DO UPDATE SET phone_number_id = excluded.phone_number_id, waba_id = excluded.waba_id,
+    access_token = excluded.access_token, app_secret = excluded.app_secret;
+
+-- name: update_channel_connector
+UPDATE channels SET connector = ? WHERE id = ?;
+
+-- name: insert_meta_inbox
+INSERT INTO meta_inbox (received_at, body) VALUES (?, ?);
+
+-- name: select_meta_inbox
+SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT ?;
+
+-- name: delete_meta_inbox
+DELETE FROM meta_inbox WHERE id = ?;
