@@ -114,7 +114,7 @@ class StatusStep:
 def parse_scenario(body: Any) -> Scenario:
     """A scenario from its JSON form; RequestError (100) naming the field otherwise."""
     if not isinstance(body, dict):
-        raise RequestError(100, 'A scenario is a JSON object, e.g. {"drop": ["read"]}')
+        raise RequestError(100, "A scenario is a JSON object, e.g. {\"drop\": [\"read\"]}")
     known = {"delays", "drop", "never_reads", "skip_delivered", "out_of_order", "duplicates", "fail", "seed"}
     known |= {"rules", "script"}
     unknown = sorted(set(body) - known)
@@ -202,7 +202,7 @@ def _delays(raw: Any) -> dict[str, Delay]:
 
 
 def _rules(raw: Any) -> tuple[Rule, ...]:
-    shape = '\'rules\' is a list of {"contains": "price", "reply": "How much is it?"}'
+    shape = "'rules' is a list of {\"contains\": \"price\", \"reply\": \"How much is it?\"}"
     if not isinstance(raw, list) or len(raw) > 100:
         raise RequestError(100, shape + " (at most 100)")
     rules = []
@@ -220,7 +220,7 @@ def _drop(body: dict[str, Any]) -> frozenset[str] | None:
     raw = body.get("drop")
     # Checked item by item: set() would raise on unhashable items such as {}.
     if raw is not None and (not isinstance(raw, list) or not all(s in ("delivered", "read") for s in raw)):
-        raise RequestError(100, '\'drop\' lists statuses that never come: "delivered" and/or "read"')
+        raise RequestError(100, "'drop' lists statuses that never come: \"delivered\" and/or \"read\"")
     drop = set(raw or ())
     if _flag(body, "never_reads"):
         drop.add("read")
@@ -232,7 +232,7 @@ def _drop(body: dict[str, Any]) -> frozenset[str] | None:
 
 def _failure(raw: Any) -> Failure:
     if not isinstance(raw, dict) or not set(raw) <= {"code", "probability", "next"}:
-        raise RequestError(100, '\'fail\' is {"code": 131026} with optional "probability" (0-1) or "next" (count)')
+        raise RequestError(100, "'fail' is {\"code\": 131026} with optional \"probability\" (0-1) or \"next\" (count)")
     code = raw.get("code")
     if not isinstance(code, int) or code not in INJECTABLE_CODES or code not in CATALOGUE:
         allowed = ", ".join(str(c) for c in sorted(INJECTABLE_CODES & CATALOGUE.keys()))

@@ -82,3 +82,4 @@ def template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
 
 def conversation_entry(r: Row) -> ConversationEntry:
     return ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
+
