@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from tests.meta import fake_graph
 from tests.meta.fake_graph import DEFAULT_DISPLAY_NUMBER, DEFAULT_PNID, DEFAULT_WABA, FakeGraph
 
