@@ -47,7 +47,8 @@ def test_a_media_message_names_metas_media_id_and_drops_on_premise_fields() -> N
 
 def test_contacts_are_an_array_and_template_headers_use_metas_ids() -> None:
     card = {"name": {"formatted_name": "Ann", "first_name": "Ann"}, "phones": [{"phone": "+15550001111"}]}
-    assert graph.message_body(message({"to": "15550001111", "type": "contacts", "contacts": [card]}), {})["contacts"][0][
+    sent = message({"to": "15550001111", "type": "contacts", "contacts": [card]})
+    assert graph.message_body(sent, {})["contacts"][0][
         "name"]["formatted_name"] == "Ann"
     template = {"name": "order", "language": {"code": "en_US"}, "components": [
         {"type": "header", "parameters": [{"type": "image", "image": {"id": "111"}}]}]}
@@ -125,7 +126,8 @@ def send_with(fake: FakeGraph, tmp: Path, delays: tuple[float, ...]) -> tuple[st
         accounts: Accounts = _Links(link)  # type: ignore[assignment]
         connector = MetaConnector(GraphSettings(fake.url, "v25.0", 2.0, delays), accounts,
                                   Media(storage, clock, tmp / "media"), storage, clock, sleep)
-        queued = QueuedMessage("wamid.ours", 1, message({"to": "15550001111", "type": "text", "text": {"body": "x"}}), 0.0)
+        text = message({"to": "15550001111", "type": "text", "text": {"body": "x"}})
+        queued = QueuedMessage("wamid.ours", 1, text, 0.0)
         try:
             return str(await connector.send(None, queued))  # type: ignore[arg-type]
         except (RequestError, ConnectorError) as exc:
