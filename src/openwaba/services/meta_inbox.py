@@ -76,20 +76,27 @@ class MetaInbox:
                 pass
 
     async def drain(self) -> int:
-        """Ingest one batch of posts; how many were taken."""
+        """Ingest one batch of posts, in one transaction; how many were taken."""
         async with self._storage.meta_inbox(_BATCH) as posts:
+            notifications: list[tuple[dict[str, Any], float]] = []
             for post in posts:
-                post.done = await self._take(post)
+                taken = await self._notifications(post)
+                if taken is None:
+                    continue  # a file to wait for; the others need not wait with it
+                notifications.extend(taken)
+                post.done = True
+            if notifications:
+                await self._ingest.ingest(notifications, reposted=True)
         return len(posts)
 
-    async def _take(self, post: InboxPost) -> bool:
-        """Ingest one post; False to leave it for a later pass."""
+    async def _notifications(self, post: InboxPost) -> list[tuple[dict[str, Any], float]] | None:
+        """A post's changes as the channels' own notifications; None to leave it for a later pass."""
         try:
             payload = msgspec.json.decode(post.body)
             changes = [(entry, change) for entry in payload["entry"] for change in entry["changes"]]
         except (msgspec.DecodeError, KeyError, TypeError) as exc:
             log.warning("dropping a Meta post that is not a notification (%s): %r", exc, post.body[:200])
-            return True
+            return []
         notifications: list[tuple[dict[str, Any], float]] = []
         for entry, change in changes:
             found = await self._channel(entry, change)
@@ -99,11 +106,9 @@ class MetaInbox:
             value = change.get("value") or {}
             patient = self._clock.now() - post.received_at < _MEDIA_PATIENCE
             if not await self._fetch_files(channel, link, value) and patient:
-                return False
+                return None
             notifications.append((_as_channel(channel, str(change.get("field", "messages")), value), post.received_at))
-        if notifications:
-            await self._ingest.ingest(notifications, reposted=True)
-        return True
+        return notifications
 
     async def _channel(self, entry: dict[str, Any], change: dict[str, Any]) -> tuple[Channel, MetaLink] | None:
         """The linked channel a change is about: by its number, else (WABA-level changes) its WABA."""
