@@ -267,7 +267,9 @@ def ensure_pywa() -> str:
     return importlib.metadata.version("pywa")
 
 
-def measure(server: ScriptServer | GatewayServer, workdir: Path, args: argparse.Namespace, first: int) -> dict[str, float]:
+def measure(
+    server: ScriptServer | GatewayServer, workdir: Path, args: argparse.Namespace, first: int
+) -> dict[str, float]:
     out = workdir / f"load-{server.name}-{first}.json"
     handled0 = server.handled()
     harness.wait_quiet(server.name)
