@@ -127,7 +127,11 @@ def print_summary(gateway: Gateway) -> None:
     key = seed.api_key
     out = output.out()
     out.print(f"[bold green]openwaba[/bold green] listening on {base}  (data: {gateway.describe_storage()})")
-    out.print(f"  sandbox number : +{seed.channel.phone_number}  (phone_number_id {seed.channel.phone_number_id})")
+    where = "number on Meta" if seed.channel.connector == "meta" else "sandbox number"
+    out.print(f"  {where:<15}: +{seed.channel.phone_number}  (phone_number_id {seed.channel.phone_number_id})")
+    if seed.channel.connector == "meta":
+        out.print(f"  Meta webhook   : {base}/meta/webhook  (callback URL of the Meta app; verify token "
+                  "OPENWABA_META_VERIFY_TOKEN)")
     if key:
         out.print(f"  D360-API-KEY   : {key}")
     else:

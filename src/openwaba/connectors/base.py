@@ -42,6 +42,11 @@ class Connector(abc.ABC):
         """Refuse, before it is accepted, a message the network would answer with an
         error at once (e.g. unknown media id, unapproved template): raise RequestError."""
 
+    async def resolve(self, channel: Channel, message: OutgoingMessage) -> OutgoingMessage:
+        """The message with the user's wa_id filled in when it names a BSUID (`recipient`);
+        a network that resolves BSUIDs itself leaves it as it is."""
+        return message
+
     async def mark_read(self, channel: Channel, message_id: str, wa_id: str, typing: bool) -> None:  # noqa: B027
         """Tell the network a received message was read (and maybe show "typing…")."""
 

@@ -60,9 +60,12 @@ def message_body(message: OutgoingMessage, media_ids: dict[str, str]) -> dict[st
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": message.input,
         "type": message.type,
     }
+    if message.recipient is not None:
+        body["recipient"] = message.recipient
+    else:
+        body["to"] = message.input
     # The contacts object is an array; it is kept wrapped in the stored content.
     body[message.type] = content["contacts"] if message.type == "contacts" else content
     if message.context_message_id:

@@ -75,6 +75,12 @@ def business_scoped_user_id(country: str = "US") -> str:
     return f"{country}.{numeric_id(20)}"
 
 
+def stable_business_scoped_user_id(wa_id: str, country: str = "US") -> str:
+    """The same BSUID for the same number every time (for numbers nobody registered)."""
+    digest = int.from_bytes(hashlib.sha256(f"bsuid:{wa_id}".encode()).digest()[:9], "big")
+    return f"{country}.{digest % 10**20:020d}"
+
+
 def new_api_key() -> str:
     return secrets.token_urlsafe(24)
 

@@ -63,6 +63,8 @@ __all__ = [
 ]
 
 CALLBACK_DATA_LIMIT = 512
+# Meta's business-scoped user ids: a country code, maybe `ENT`, and up to 128 letters and digits.
+_BSUID = re.compile(r"[A-Z]{2}(\.ENT)?\.[A-Za-z0-9]{1,128}")
 _MIN_PHONE_DIGITS = 5
 _MAX_PHONE_DIGITS = 20
 
@@ -72,7 +74,8 @@ class Context(Strict):
 
 
 class _Envelope(Strict):
-    to: str
+    to: str | None = None
+    recipient: str | None = None  # a business-scoped user id (BSUID), instead of `to`
     type: str = "text"
     messaging_product: Literal["whatsapp"] | None = None
     recipient_type: Literal["individual"] = "individual"
@@ -118,6 +121,7 @@ class OutgoingMessage:
     content: dict[str, Any]
     context_message_id: str | None
     biz_opaque_callback_data: str | None
+    recipient: str | None = None  # the BSUID the client addressed, when it gave one instead of `to`
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,12 +216,14 @@ def _outgoing_message(document: dict[str, Any], dialect: Dialect) -> OutgoingMes
     if dialect is Dialect.ON_PREMISE and type_name == "text" and envelope.preview_url is not None:
         content["preview_url"] = envelope.preview_url
     return OutgoingMessage(
-        input=envelope.to,
-        wa_id=normalise_phone(envelope.to),
+        input=envelope.to or str(envelope.recipient),
+        # A BSUID's number is known only to the network: its connector fills it in.
+        wa_id=normalise_phone(envelope.to) if envelope.to is not None else "",
         type=type_name,
         content=content,
         context_message_id=envelope.context.message_id if envelope.context else None,
         biz_opaque_callback_data=envelope.biz_opaque_callback_data,
+        recipient=envelope.recipient,
     )
 
 
@@ -245,6 +251,12 @@ def _decode_object(body: bytes) -> dict[str, Any]:
 
 
 def _check_envelope(envelope: _Envelope, dialect: Dialect, type_name: str) -> None:
+    if (envelope.to is None) == (envelope.recipient is None):
+        if envelope.to is None:
+            raise missing("to", " (or 'recipient', a business-scoped user id)")
+        raise RequestError(100, "Give 'to' (a phone number) or 'recipient' (a business-scoped user id), not both")
+    if envelope.recipient is not None and not _BSUID.fullmatch(envelope.recipient):
+        raise RequestError(131009, "'recipient' must be a business-scoped user id such as US.13491208655302741918")
     if dialect is Dialect.CLOUD:
         if envelope.messaging_product is None:
             raise missing("messaging_product", "; it must be 'whatsapp'")

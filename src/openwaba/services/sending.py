@@ -37,6 +37,7 @@ class Accepted:
     wamid: str
     input: str
     wa_id: str
+    user_id: str | None = None  # the BSUID, when the client addressed the user by it
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Sending:
 
     async def send(self, channel: Channel, message: OutgoingMessage) -> Accepted:
         connector = self._connector(channel)
+        message = await connector.resolve(channel, message)
         await connector.check(channel, message)
         now = self._clock.now()
         await self._limits.admit(channel, message.wa_id, now)
@@ -83,7 +85,7 @@ class Sending:
             return await self._send_now(connector, channel, queued)
         await self._storage.insert_outbound(queued, now + self._lease)
         self._queue(queued)
-        return Accepted(queued.wamid, message.input, message.wa_id)
+        return Accepted(queued.wamid, message.input, message.wa_id, message.recipient)
 
     async def _send_now(self, connector: Connector, channel: Channel, queued: QueuedMessage) -> Accepted:
         """Hand over while the sender waits; answer with the network's id.
@@ -102,7 +104,7 @@ class Sending:
             raise RequestError(131000, f"{exc}; the message may have been sent", http_status=504) from None
         wamid = remote or queued.wamid
         await self._storage.settle_outbound(queued.wamid, wamid)
-        return Accepted(wamid, queued.message.input, queued.message.wa_id)
+        return Accepted(wamid, queued.message.input, queued.message.wa_id, queued.message.recipient)
 
     def _connector(self, channel: Channel) -> Connector:
         connector = self._connectors.get(channel.connector)

@@ -18,6 +18,7 @@ comes (a crash cannot lose a pending status).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from openwaba.clock import Clock
@@ -93,6 +94,14 @@ class SandboxConnector(Connector):
             raise NotFoundError(f"{wa_id} is not a simulated user of this sandbox number")
         return user
 
+    async def resolve(self, channel: Channel, message: OutgoingMessage) -> OutgoingMessage:
+        if message.recipient is None:
+            return message
+        for user in (await self.users(channel)).values():
+            if user.user_id == message.recipient:
+                return replace(message, wa_id=user.wa_id)
+        raise RequestError(131009, f"'recipient' {message.recipient} is not a user of this sandbox number")
+
     async def check(self, channel: Channel, message: OutgoingMessage) -> None:
         failure = await self._scenarios.failure(channel, message.wa_id, synchronous=True)
         if failure is not None:
@@ -127,7 +136,7 @@ class SandboxConnector(Connector):
                 errors=[error or webhook_error(131026, _UNDELIVERABLE)],
                 biz_opaque_callback_data=message.biz_opaque_callback_data,
             )
-            contacts = [user.contact()] if user else []
+            contacts = [user.contact() if user else _stranger(message.wa_id)]
             await self._sink.ingest([(notification(channel, {"statuses": [failed]}, contacts), at)], [injected])
             return
         await self._deliver(channel, queued, user, in_window)
@@ -336,3 +345,9 @@ class SandboxConnector(Connector):
         code = str(language.get("code")) if isinstance(language, dict) else ""
         template = await self._templates.find(channel, str(content.get("name")), code)
         return render_body(template, content) if template is not None else None
+
+
+def _stranger(wa_id: str) -> dict[str, object]:
+    """`contacts[]` for someone who is not a simulated user: a failed status still
+    names its recipient (SDKs such as pywa read `contacts[0]` of every status)."""
+    return {"wa_id": wa_id, "user_id": ids.stable_business_scoped_user_id(wa_id)}
