@@ -19,7 +19,7 @@ from typing import TypeVar
 import pytest
 
 from openwaba.domain import ids
-from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, SandboxUser, Waba
+from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.deliveries import (
     AttemptOutcome,
     AttemptView,
@@ -495,6 +495,63 @@ def test_outbound_queue(storage: Storage, runner: asyncio.Runner) -> None:
         with pytest.raises(ConflictError):
             await s.insert_outbound(QueuedMessage("wamid.0", channel.id, outgoing(body="again"), T0 + 9), T0)
         assert [q.wamid for q in await s.claim_undispatched(T0 + 201, 10, T0 + 300)] == ["wamid.1"]
+
+    runner.run(test())
+
+
+def test_a_synchronous_hand_over_is_never_reclaimed_and_settles_once(storage: Storage, runner: asyncio.Runner) -> None:
+    async def test() -> None:
+        s = storage
+        channel = await make_channel(s)
+        for name in ("ours.sent", "ours.refused", "ours.unknown"):
+            await s.insert_outbound(QueuedMessage(name, channel.id, outgoing(body=name), T0), None)
+        assert await s.claim_undispatched(T0 + 10_000, 10, T0 + 20_000) == []  # never anyone else's to send
+        await s.settle_outbound("ours.sent", "wamid.FROM_META")
+        await s.settle_outbound("ours.refused", None)
+        # ours.unknown stays unsettled: the record that a hand-over began, outcome unknown
+        shown = {e.wamid: e.status for e in await s.conversation(channel.id, USER, 10)}
+        assert shown == {"wamid.FROM_META": "accepted", "ours.unknown": "sending"}
+        assert await s.claim_undispatched(T0 + 20_000, 10, T0 + 30_000) == []
+
+    runner.run(test())
+
+
+def test_meta_links_and_the_connector_switch(storage: Storage, runner: asyncio.Runner) -> None:
+    async def test() -> None:
+        s = storage
+        channel = await make_channel(s)
+        other = await make_channel(s, "15550009999", "106540352242999")
+        link = MetaLink(channel.id, "111222333444555", "999888777666555", "EAAtoken", "secret")
+        await s.set_connector(channel.id, "meta", link)
+        assert await s.meta_links() == [link]
+        assert [c.connector for c in await s.channels()] == ["meta", "sandbox"]
+        await s.set_connector(channel.id, "sandbox", None)  # the link stays for the next switch
+        assert await s.meta_links() == [link]
+        assert [c.connector for c in await s.channels()] == ["sandbox", "sandbox"]
+        new_token = dataclasses.replace(link, access_token="EAAnew")
+        await s.set_connector(channel.id, "meta", new_token)
+        assert await s.meta_links() == [new_token]
+        with pytest.raises(ConflictError):  # one Meta number, one channel
+            await s.set_connector(other.id, "meta", dataclasses.replace(link, channel_id=other.id))
+        assert [c.connector for c in await s.channels()] == ["meta", "sandbox"]  # the refused switch changed nothing
+
+    runner.run(test())
+
+
+def test_the_meta_inbox_keeps_posts_until_they_are_done(storage: Storage, runner: asyncio.Runner) -> None:
+    async def test() -> None:
+        s = storage
+        for i in range(3):
+            await s.insert_meta_inbox(f'{{"n":{i}}}'.encode() + b"\xff", T0 + i)
+        async with s.meta_inbox(2) as posts:
+            assert [(p.body, p.received_at) for p in posts] == [(b'{"n":0}\xff', T0), (b'{"n":1}\xff', T0 + 1)]
+            posts[1].done = True
+        async with s.meta_inbox(10) as posts:
+            assert [p.body for p in posts] == [b'{"n":0}\xff', b'{"n":2}\xff']  # oldest first, done ones gone
+            for post in posts:
+                post.done = True
+        async with s.meta_inbox(10) as posts:
+            assert posts == []
 
     runner.run(test())
 
