@@ -1600,6 +1600,27 @@ def test_a_node_renews_only_its_own_leases(
     runner.run(test())
 
 
+def test_nodes_share_the_meta_inbox_without_taking_a_post_twice(
+    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+) -> None:
+    shared_only(backend)
+
+    async def test() -> None:
+        for i in range(4):
+            await storage.insert_meta_inbox(f"post {i}".encode(), T0 + i)
+        async with other_nodes(storage_factory, 1) as (other,):
+            async with storage.meta_inbox(2) as mine:
+                async with other.meta_inbox(10) as theirs:  # the held posts are skipped, not waited for
+                    assert [p.body for p in theirs] == [b"post 2", b"post 3"]
+                    for post in theirs:
+                        post.done = True
+                mine[0].done = True
+            async with other.meta_inbox(10) as left:
+                assert [p.body for p in left] == [b"post 1"]  # released undone: still there
+
+    runner.run(test())
+
+
 def test_a_named_lock_excludes_the_other_nodes(
     backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
