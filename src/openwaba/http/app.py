@@ -13,7 +13,19 @@ from starlette.routing import Route
 
 from openwaba.config import Settings
 from openwaba.gateway import Gateway
-from openwaba.http import cloud, configs, deliveries, media, onpremise, partner, sandbox, scenarios, templates
+from openwaba.http import (
+    cloud,
+    configs,
+    deliveries,
+    graph,
+    media,
+    meta_webhook,
+    onpremise,
+    partner,
+    sandbox,
+    scenarios,
+    templates,
+)
 from openwaba.http.responses import flat_error
 
 
@@ -42,6 +54,8 @@ def create_app(
             *scenarios.routes,
             *partner.routes,
             *deliveries.routes,
+            *meta_webhook.routes,
+            *graph.routes,  # `/{version:graph_version}/...`: never a 360dialog path (`/v1/...` has no minor)
             Route("/openapi.json", _openapi, methods=["GET"]),
             *media.routes,  # last: it has the numeric catch-all `/{media_id}`
         ],
@@ -59,8 +73,8 @@ async def _openapi(request: Request) -> Response:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return flat_error(f"No endpoint {request.method} {request.url.path}", 404)
+    return graph.unserved(request) or flat_error(f"No endpoint {request.method} {request.url.path}", 404)
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    return flat_error(f"Method {request.method} is not allowed on {request.url.path}", 405)
+    return graph.unserved(request) or flat_error(f"Method {request.method} is not allowed on {request.url.path}", 405)

@@ -22,7 +22,30 @@ def gateway(request: Request) -> Gateway:
 
 
 async def channel_of(request: Request) -> Channel:
-    return await gateway(request).accounts.authenticate(request.headers.get(API_KEY_HEADER))
+    """The channel of the request's key: `D360-API-KEY`, or else `Authorization: Bearer
+    <key>` as Graph clients send it (pywa also downloads media URLs that way).
+    Looked up once per request: the Graph face authenticates before its handler runs."""
+    channel: Channel | None = getattr(request.state, "channel", None)
+    if channel is None:
+        channel = await authenticate(request, request.headers.get(API_KEY_HEADER) or bearer_token(request))
+    return channel
+
+
+async def authenticate(request: Request, api_key: str | None) -> Channel:
+    """The channel `api_key` belongs to, remembered for the rest of the request."""
+    channel = await gateway(request).accounts.authenticate(api_key)
+    request.state.channel = channel
+    return channel
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def requested_fields(request: Request) -> set[str]:
+    """Graph's `?fields=a,b`: the fields the caller wants (empty: all)."""
+    return {f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()}
 
 
 @graph_face
@@ -43,7 +66,7 @@ async def send_message(request: Request) -> Response:
 @graph_face
 async def get_profile(request: Request) -> Response:
     profile = await gateway(request).profiles.get(await channel_of(request))
-    wanted = [f.strip() for f in request.query_params.get("fields", "").split(",") if f.strip()]
+    wanted = requested_fields(request)
     if wanted:
         profile = {k: v for k, v in profile.items() if k in wanted or k == "messaging_product"}
     return json_response({"data": [profile]})

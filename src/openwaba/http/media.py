@@ -3,7 +3,8 @@
 Cloud (Graph errors): `POST /media` (multipart), `GET /{media_id}` (metadata
 and a download URL), `DELETE /{media_id}`, and the download URL itself,
 `/whatsapp_business/attachments/?mid&ext&hash` (GET, and POST as older
-360dialog pages document). On-Premise: `POST /v1/media` (raw body),
+360dialog pages document; it takes the key as `D360-API-KEY` or, as Graph
+clients send it, `Authorization: Bearer`). On-Premise: `POST /v1/media` (raw body),
 `GET`/`DELETE /v1/media/{media_id}`.
 """
 
