@@ -54,12 +54,11 @@ async def send_message(request: Request) -> Response:
     result = await gateway(request).sending.post(channel, await request.body(), Dialect.CLOUD)
     if not isinstance(result, Accepted):
         return json_response({"success": True})  # a mark-as-read / typing indicator
+    contact = {"input": result.input, "wa_id": result.wa_id}
+    if result.user_id is not None:  # addressed by BSUID: Meta names it back
+        contact["user_id"] = result.user_id
     return json_response(
-        {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": result.input, "wa_id": result.wa_id}],
-            "messages": [{"id": result.wamid}],
-        }
+        {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": result.wamid}]}
     )
 
 
