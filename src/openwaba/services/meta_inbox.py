@@ -37,7 +37,9 @@ from openwaba.storage.base import InboxPost, Storage
 
 log = logging.getLogger("openwaba.meta")
 
-_BATCH = 100
+# Posts per ingest transaction. Ingesting is CPU work on the event loop that also answers
+# Meta: small batches, with a yield between posts, keep those answers quick.
+_BATCH = 16
 _POLL = 2.0  # seconds: posts another node committed, or ones waiting for a file
 _MEDIA_PATIENCE = 3600.0  # seconds a post waits for its files before it goes without them
 _MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker", "voice"})
@@ -80,6 +82,7 @@ class MetaInbox:
         async with self._storage.meta_inbox(_BATCH) as posts:
             notifications: list[tuple[dict[str, Any], float]] = []
             for post in posts:
+                await asyncio.sleep(0)  # let waiting requests be answered first
                 taken = await self._notifications(post)
                 if taken is None:
                     continue  # a file to wait for; the others need not wait with it
