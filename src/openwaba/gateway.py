@@ -9,6 +9,7 @@ import contextlib
 import logging
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
 
 from openwaba.clock import Clock, ManualClock
@@ -17,8 +18,10 @@ from openwaba.connectors.base import Connector
 from openwaba.connectors.meta import GraphSettings, MetaConnector
 from openwaba.connectors.sandbox import SandboxConnector
 from openwaba.domain.accounts import Channel, MetaLink
+from openwaba.domain.deliveries import DueDelivery
 from openwaba.domain.errors import StateError
 from openwaba.services.accounts import Accounts, SandboxSeed
+from openwaba.services.changes import Changes
 from openwaba.services.delivery import CircuitBreaker, Dispatcher
 from openwaba.services.delivery_log import DeliveryLog
 from openwaba.services.ingest import Ingest
@@ -30,7 +33,7 @@ from openwaba.services.scenarios import Scenarios
 from openwaba.services.sending import Sending
 from openwaba.services.templates import Templates
 from openwaba.services.webhooks import Webhooks
-from openwaba.storage.base import Storage
+from openwaba.storage.base import NewEvent, Storage
 from openwaba.storage.sqlite import SQLiteStorage
 
 log = logging.getLogger("openwaba")
@@ -44,6 +47,7 @@ class Gateway:
         self.settings = settings
         self.clock: Clock = ManualClock() if settings.clock == "manual" else Clock()
         self.storage = _storage(settings)
+        self.changes = Changes()  # what the console's live view follows
         self.webhooks = Webhooks(self.storage, multi_max=settings.multi_webhook_max, ssrf_guard=settings.ssrf_guard)
         self.accounts = Accounts(self.storage, self.clock, on_webhook_removed=self.webhooks.forget)
         self.dispatcher = Dispatcher(
@@ -55,8 +59,11 @@ class Gateway:
             settings.destination_concurrency,
             CircuitBreaker(settings.circuit_open_after, settings.circuit_probe_every),
             settings.lease_seconds,
+            on_recorded=self._attempted,
         )
-        self.ingest = Ingest(self.storage, self.accounts, self.webhooks, self.dispatcher.wake, settings.retry_horizon)
+        self.ingest = Ingest(
+            self.storage, self.accounts, self.webhooks, self.dispatcher.wake, settings.retry_horizon, self._ingested
+        )
         self.delivery_log = DeliveryLog(
             self.storage, self.clock, self.webhooks, settings.retry_horizon, self.dispatcher.wake
         )
@@ -87,8 +94,17 @@ class Gateway:
         connectors: dict[str, Connector] = {self.sandbox.name: self.sandbox, self.meta.name: self.meta}
         self.profiles = Profiles(self.storage)
         self.limits = Limits(self.storage, settings.throughput, settings.rate_limits)
-        self.sending = Sending(self.storage, self.accounts, connectors, self.limits, self.clock, settings.lease_seconds)
+        self.sending = Sending(
+            self.storage,
+            self.accounts,
+            connectors,
+            self.limits,
+            self.clock,
+            settings.lease_seconds,
+            self.changes.notify,
+        )
         self.clock.on_change(self.dispatcher.wake)
+        self.clock.on_change(self._clock_moved)
         self.storage.listen(self.dispatcher.wake, self._forget_configuration)
         self.seed: SandboxSeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,6 +156,24 @@ class Gateway:
         channel = await self.accounts.set_connector(channel, s.connector, link)
         self.seed = replace(self.seed, channel=channel) if self.seed else None
 
+    def _ingested(self, events: Sequence[NewEvent]) -> None:
+        """Tell the console what changed, when it takes effect (statuses are dated ahead)."""
+        now = self.clock.now()
+        for event in events:
+            wa_id = event.order_key.partition(":")[2] or None
+            if event.kind in ("message", "status"):
+                self.changes.notify_later(event.created_at - now, event.channel_id, "messages", wa_id)
+            self.changes.notify_later(event.created_at - now, event.channel_id, "deliveries")
+
+    def _attempted(self, delivery: DueDelivery) -> None:
+        channel_id = delivery.order_key.partition(":")[0]
+        if channel_id.isdigit():
+            self.changes.notify(int(channel_id), "deliveries")
+
+    def _clock_moved(self) -> None:
+        self.changes.notify_all("messages")  # statuses dated in the skipped time are due now
+        self.changes.notify_all("deliveries")
+
     def describe_storage(self) -> str:
         """Where the data lives, for the start-up summary (no password)."""
         if self.settings.database_url is None:
@@ -173,6 +207,7 @@ class Gateway:
         return self.clock.now()
 
     async def stop(self) -> None:
+        self.changes.close()  # open console streams end, so the HTTP server can stop
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -16,6 +16,7 @@ from openwaba.gateway import Gateway
 from openwaba.http import (
     cloud,
     configs,
+    console,
     deliveries,
     graph,
     media,
@@ -55,6 +56,7 @@ def create_app(
             *partner.routes,
             *deliveries.routes,
             *meta_webhook.routes,
+            *console.routes,
             *graph.routes,  # `/{version:graph_version}/...`: never a 360dialog path (`/v1/...` has no minor)
             Route("/openapi.json", _openapi, methods=["GET"]),
             *media.routes,  # last: it has the numeric catch-all `/{media_id}`

@@ -3,17 +3,22 @@ health and the business profile."""
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from openwaba.domain.accounts import Channel
+from openwaba.domain.errors import AuthError, NotFoundError
 from openwaba.domain.messages import Dialect
 from openwaba.gateway import Gateway
 from openwaba.http.responses import flat_face, graph_face, json_body, json_response
 from openwaba.services.sending import Accepted
 
 API_KEY_HEADER = "D360-API-KEY"
+PARTNER_KEY_HEADER = "X-API-Key"
+CHANNEL_HEADER = "X-Openwaba-Channel"
 
 
 def gateway(request: Request) -> Gateway:
@@ -27,8 +32,28 @@ async def channel_of(request: Request) -> Channel:
     Looked up once per request: the Graph face authenticates before its handler runs."""
     channel: Channel | None = getattr(request.state, "channel", None)
     if channel is None:
-        channel = await authenticate(request, request.headers.get(API_KEY_HEADER) or bearer_token(request))
+        api_key = request.headers.get(API_KEY_HEADER) or bearer_token(request)
+        if api_key is None and PARTNER_KEY_HEADER in request.headers:
+            channel = await partner_channel(request)
+            request.state.channel = channel
+        else:
+            channel = await authenticate(request, api_key)
     return channel
+
+
+async def partner_channel(request: Request) -> Channel:
+    """The partner key (`X-API-Key`) reaches every number: the one `X-Openwaba-Channel`
+    names (the web console sends both). AuthError for a wrong key or channel."""
+    gw = gateway(request)
+    expected = gw.settings.partner_api_key
+    given = request.headers.get(PARTNER_KEY_HEADER, "")
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise AuthError("Invalid partner key")
+    raw_id = request.headers.get(CHANNEL_HEADER, "")
+    try:
+        return await gw.accounts.by_id(int(raw_id))
+    except (ValueError, NotFoundError):
+        raise AuthError(f"{CHANNEL_HEADER} must name one of the partner's channels (got {raw_id!r})") from None
 
 
 async def authenticate(request: Request, api_key: str | None) -> Channel:

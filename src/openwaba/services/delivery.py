@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -85,7 +86,9 @@ class Dispatcher:
         per_destination: int = 16,
         breaker: CircuitBreaker | None = None,
         lease: float = 30.0,
+        on_recorded: Callable[[DueDelivery], None] = lambda delivery: None,
     ):
+        self._on_recorded = on_recorded  # e.g. the console's live view
         self._storage = storage
         self._clock = clock
         self._policy = policy
@@ -193,6 +196,7 @@ class Dispatcher:
         metrics.latency.labels(label).observe(outcome.duration_ms / 1000)
         now = self._clock.now()
         await self._storage.record_attempts([self._decide(delivery, outcome)], now)
+        self._on_recorded(delivery)
         if self._breaker.record(delivery.destination_id, outcome.succeeded, now):
             log.info("destination %s answers again: resuming its paused deliveries", delivery.url)
             await self._storage.undefer(delivery.destination_id, now)

@@ -31,7 +31,9 @@ class Ingest:
         webhooks: Webhooks,
         on_new_work: Callable[[], None],
         default_horizon: float,
+        on_ingested: Callable[[Sequence[NewEvent]], None] = lambda events: None,
     ):
+        self._on_ingested = on_ingested  # e.g. the console's live view
         self._default_horizon = default_horizon
         self._storage = storage
         self._accounts = accounts
@@ -61,6 +63,7 @@ class Ingest:
         if events:
             await self._storage.ingest(events, inbound)
             self._on_new_work()
+            self._on_ingested(events)
 
     async def _event(self, item: EventItem, at: float, injected: tuple[str, ...], reposted: bool) -> NewEvent | None:
         try:

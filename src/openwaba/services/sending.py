@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from openwaba.batches import drain
@@ -57,7 +58,9 @@ class Sending:
         limits: Limits,
         clock: Clock,
         lease: float = 30.0,
+        on_change: Callable[[int, str, str | None], None] = lambda channel_id, what, wa_id: None,
     ):
+        self._on_change = on_change  # (channel id, "messages", wa_id): e.g. the console's live view
         self._storage = storage
         self._accounts = accounts
         self._connectors = connectors
@@ -84,6 +87,7 @@ class Sending:
         if connector.synchronous:
             return await self._send_now(connector, channel, queued)
         await self._storage.insert_outbound(queued, now + self._lease)
+        self._on_change(channel.id, "messages", message.wa_id)
         self._queue(queued)
         return Accepted(queued.wamid, message.input, message.wa_id, message.recipient)
 
@@ -104,6 +108,7 @@ class Sending:
             raise RequestError(131000, f"{exc}; the message may have been sent", http_status=504) from None
         wamid = remote or queued.wamid
         await self._storage.settle_outbound(queued.wamid, wamid)
+        self._on_change(channel.id, "messages", queued.message.wa_id)
         return Accepted(wamid, queued.message.input, queued.message.wa_id, queued.message.recipient)
 
     def _connector(self, channel: Channel) -> Connector:
@@ -127,6 +132,7 @@ class Sending:
                 "only incoming messages can be marked read",
             )
         await self._connector(channel).mark_read(channel, message_id, wa_id, typing)
+        self._on_change(channel.id, "messages", wa_id)
         return Read(message_id, wa_id)
 
     async def recover(self) -> int:
