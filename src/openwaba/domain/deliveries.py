@@ -57,6 +57,7 @@ class AttemptOutcome:
     error: str | None
     response_excerpt: str
     retry_after: float | None = None  # seconds the receiver asked us to wait (429/503)
+    headers: dict[str, str] | None = None  # the request headers, as sent
 
     @property
     def succeeded(self) -> bool:
@@ -95,6 +96,7 @@ class AttemptView:
     status_code: int | None
     error: str | None
     response_excerpt: str
+    headers: dict[str, str] | None = None  # as sent (None for attempts recorded before they were kept)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,7 @@ def _attempt(a: AttemptView) -> dict[str, Any]:
         "latency_ms": round(a.duration_ms, 3),
         "error": a.error,
         "response_excerpt": a.response_excerpt,
+        "headers": a.headers,
     }
 
 

@@ -228,7 +228,7 @@ class Dispatcher:
         duration_ms = (time.perf_counter() - t0) * 1000
         if status is not None and status != 200:
             error = f"HTTP {status}"
-        return AttemptOutcome(delivery.id, started_at, duration_ms, status, error, excerpt, retry_after)
+        return AttemptOutcome(delivery.id, started_at, duration_ms, status, error, excerpt, retry_after, headers)
 
     def _decide(self, delivery: DueDelivery, outcome: AttemptOutcome) -> AttemptRecord:
         destination = delivery.destination_id

@@ -10,7 +10,7 @@ import json
 from typing import Any, Protocol
 
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode
-from openwaba.domain.deliveries import Destination, DueDelivery
+from openwaba.domain.deliveries import AttemptView, Destination, DueDelivery
 from openwaba.domain.messages import OutgoingMessage
 from openwaba.storage.base import ConversationEntry, QueuedMessage, StoredTemplate
 
@@ -83,3 +83,12 @@ def template_row(waba_id: str, t: StoredTemplate) -> tuple[Any, ...]:
 def conversation_entry(r: Row) -> ConversationEntry:
     return ConversationEntry(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6])
 
+
+
+def headers_json(headers: dict[str, str] | None) -> str | None:
+    return None if headers is None else json.dumps(headers)
+
+
+def attempt_view(r: Row) -> AttemptView:
+    """From (started_at, duration_ms, status_code, error, response_excerpt, headers)."""
+    return AttemptView(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]) if r[5] else None)

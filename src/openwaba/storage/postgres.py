@@ -514,7 +514,7 @@ class PostgresStorage(Storage):
         return [DeliveryView(*r) for r in rows]
 
     async def attempts(self, delivery_id: int) -> list[AttemptView]:
-        return [AttemptView(*r) for r in await self._fetch("select_attempts", delivery_id)]
+        return [mapping.attempt_view(r) for r in await self._fetch("select_attempts", delivery_id)]
 
     async def event_body(self, event_id: str) -> bytes | None:
         row = await self._fetchrow("select_event_body", event_id)
@@ -750,7 +750,14 @@ async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now:
     for r in records:
         o = r.outcome
         await c.execute(
-            _Q["insert_attempt"], o.delivery_id, o.started_at, o.duration_ms, o.status_code, o.error, o.response_excerpt
+            _Q["insert_attempt"],
+            o.delivery_id,
+            o.started_at,
+            o.duration_ms,
+            o.status_code,
+            o.error,
+            o.response_excerpt,
+            mapping.headers_json(o.headers),
         )
         args = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id, node)
         if not _count(await c.execute(_Q["finish_attempt"], *args)):

@@ -361,6 +361,7 @@ class SQLiteStorage(Storage):
                         o.status_code,
                         o.error,
                         o.response_excerpt,
+                        mapping.headers_json(o.headers),
                     ),
                 )
                 params = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id)
@@ -384,7 +385,7 @@ class SQLiteStorage(Storage):
 
     async def attempts(self, delivery_id: int) -> list[AttemptView]:
         rows = await self._run(lambda c: c.execute(_Q["select_attempts"], (delivery_id,)).fetchall())
-        return [AttemptView(*row) for row in rows]
+        return [mapping.attempt_view(row) for row in rows]
 
     async def event_body(self, event_id: str) -> bytes | None:
         row = await self._run(lambda c: c.execute(_Q["select_event_body"], (event_id,)).fetchone())

@@ -186,8 +186,8 @@ SELECT min(next_attempt_at) FROM deliveries
 WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < $1);
 
 -- name: insert_attempt
-INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_excerpt)
-VALUES ($1, $2, $3, $4, $5, $6);
+INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_excerpt, headers)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: finish_attempt
 UPDATE deliveries
@@ -248,7 +248,7 @@ ORDER BY d.id DESC
 LIMIT $9;
 
 -- name: select_attempts
-SELECT started_at, duration_ms, status_code, error, response_excerpt
+SELECT started_at, duration_ms, status_code, error, response_excerpt, headers
 FROM attempts WHERE delivery_id = $1 ORDER BY id;
 
 -- name: select_event_body

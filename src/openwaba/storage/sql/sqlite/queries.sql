@@ -175,8 +175,8 @@ SELECT min(next_attempt_at) FROM deliveries
 WHERE state = 'pending' AND (lease_until IS NULL OR lease_until < ?);
 
 -- name: insert_attempt
-INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_excerpt)
-VALUES (?, ?, ?, ?, ?, ?);
+INSERT INTO attempts (delivery_id, started_at, duration_ms, status_code, error, response_excerpt, headers)
+VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: finish_attempt
 UPDATE deliveries
@@ -237,7 +237,7 @@ ORDER BY d.id DESC
 LIMIT :limit;
 
 -- name: select_attempts
-SELECT started_at, duration_ms, status_code, error, response_excerpt
+SELECT started_at, duration_ms, status_code, error, response_excerpt, headers
 FROM attempts WHERE delivery_id = ? ORDER BY id;
 
 -- name: select_event_body
