@@ -25,7 +25,7 @@ from openwaba.clock import Clock
 from openwaba.connectors.base import Connector, EventSink
 from openwaba.connectors.sandbox.notifications import inbound_item, notification, status_item
 from openwaba.domain import ids
-from openwaba.domain.accounts import Channel, SandboxUser
+from openwaba.domain.accounts import Channel, ChannelFormat, SandboxUser
 from openwaba.domain.errors import CATALOGUE, NotFoundError, RequestError, webhook_error
 from openwaba.domain.media import MediaKind
 from openwaba.domain.messages import OutgoingMessage, media_references
@@ -136,7 +136,9 @@ class SandboxConnector(Connector):
                 errors=[error or webhook_error(131026, _UNDELIVERABLE)],
                 biz_opaque_callback_data=message.biz_opaque_callback_data,
             )
-            contacts = [user.contact() if user else _stranger(message.wa_id)]
+            # SDKs read `contacts[0]` of every Cloud status; On-Premise statuses carry none.
+            stranger = [_stranger(message.wa_id)] if channel.format is ChannelFormat.CLOUD else []
+            contacts = [user.contact()] if user else stranger
             await self._sink.ingest([(notification(channel, {"statuses": [failed]}, contacts), at)], [injected])
             return
         await self._deliver(channel, queued, user, in_window)
