@@ -141,7 +141,9 @@ def test_a_number_that_is_not_a_user_gets_131026(server: ServerFactory, receiver
         failed = assert_only_failed(srv, receiver, wamid, 131026, "Message Undeliverable")
         assert failed["recipient_id"] == UNKNOWN_RECIPIENT and failed["biz_opaque_callback_data"] == "nobody"
         [request] = receiver.statuses_of(wamid)
-        assert "contacts" not in request.value, "nobody to name"
+        # Only the number is known, but the recipient is named: SDKs (pywa) read contacts[0] of every status.
+        [contact] = request.value["contacts"]
+        assert contact["wa_id"] == UNKNOWN_RECIPIENT and contact["user_id"].startswith("US.") and "profile" not in contact
 
 
 # --- rate limits --------------------------------------------------------------------------------
