@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,7 +64,16 @@ def serve(
         access_log=False,
         lifespan="on",
     )
-    server = uvicorn.Server(config)
+
+    class _Server(uvicorn.Server):
+        """uvicorn waits for open responses before the lifespan shutdown: the console's
+        event streams are ended first, or a SIGTERM would wait on them for ever."""
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            gateway.changes.close()
+            await super().shutdown(sockets)
+
+    server = _Server(config)
     try:
         server.run()
     except ConfigError as exc:
@@ -130,8 +140,10 @@ def print_summary(gateway: Gateway) -> None:
     where = "number on Meta" if seed.channel.connector == "meta" else "sandbox number"
     out.print(f"  {where:<15}: +{seed.channel.phone_number}  (phone_number_id {seed.channel.phone_number_id})")
     if seed.channel.connector == "meta":
-        out.print(f"  Meta webhook   : {base}/meta/webhook  (callback URL of the Meta app; verify token "
-                  "OPENWABA_META_VERIFY_TOKEN)")
+        out.print(
+            f"  Meta webhook   : {base}/meta/webhook  (callback URL of the Meta app; verify token "
+            "OPENWABA_META_VERIFY_TOKEN)"
+        )
     if key:
         out.print(f"  D360-API-KEY   : {key}")
     else:

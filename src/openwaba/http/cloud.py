@@ -4,6 +4,7 @@ health and the business profile."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,6 +64,19 @@ async def authenticate(request: Request, api_key: str | None) -> Channel:
     return channel
 
 
+def announces_config(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A configuration write: once it succeeded, the number's open consoles hear of it."""
+
+    async def wrapped(request: Request) -> Response:
+        response = await endpoint(request)
+        channel: Channel | None = getattr(request.state, "channel", None)
+        if channel is not None and response.status_code < 300:
+            gateway(request).changes.notify(channel.id, "config")
+        return response
+
+    return wrapped
+
+
 def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
@@ -82,9 +96,7 @@ async def send_message(request: Request) -> Response:
     contact = {"input": result.input, "wa_id": result.wa_id}
     if result.user_id is not None:  # addressed by BSUID: Meta names it back
         contact["user_id"] = result.user_id
-    return json_response(
-        {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": result.wamid}]}
-    )
+    return json_response({"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": result.wamid}]})
 
 
 @graph_face

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from openwaba.domain.routing import FanoutMode
-from openwaba.http.cloud import channel_of, gateway
+from openwaba.http.cloud import announces_config, channel_of, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
 from openwaba.services.webhooks import WebhookConfigError, parse_destinations, parse_headers, parse_options
 
@@ -135,12 +135,12 @@ def _fanout(body: dict[str, Any]) -> FanoutMode | None:
 
 routes = [
     Route("/v1/configs/webhook", get_webhook, methods=["GET"]),
-    Route("/v1/configs/webhook", set_webhook, methods=["POST"]),
+    Route("/v1/configs/webhook", announces_config(set_webhook), methods=["POST"]),
     Route("/waba_webhook", get_waba_webhook, methods=["GET"]),
-    Route("/waba_webhook", set_waba_webhook, methods=["POST"]),
+    Route("/waba_webhook", announces_config(set_waba_webhook), methods=["POST"]),
     Route("/multi_webhook", get_multi_webhook, methods=["GET"]),
-    Route("/multi_webhook", enable_multi_webhook, methods=["POST"]),
-    Route("/multi_webhook", append_multi_webhook, methods=["PUT"]),
-    Route("/multi_webhook", update_multi_webhook, methods=["PATCH"]),
-    Route("/multi_webhook/{dest_name}", delete_multi_webhook, methods=["DELETE"]),
+    Route("/multi_webhook", announces_config(enable_multi_webhook), methods=["POST"]),
+    Route("/multi_webhook", announces_config(append_multi_webhook), methods=["PUT"]),
+    Route("/multi_webhook", announces_config(update_multi_webhook), methods=["PATCH"]),
+    Route("/multi_webhook/{dest_name}", announces_config(delete_multi_webhook), methods=["DELETE"]),
 ]

@@ -25,13 +25,11 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from openwaba.domain.accounts import Channel
-from openwaba.domain.errors import AuthError, NotFoundError, RequestError
-from openwaba.http.cloud import API_KEY_HEADER, gateway
+from openwaba.domain.errors import AuthError, RequestError
+from openwaba.http.cloud import API_KEY_HEADER, CHANNEL_HEADER, PARTNER_KEY_HEADER, gateway, partner_channel
 from openwaba.http.responses import flat_error, flat_face, json_response
 from openwaba.services.changes import Changes, Subscription
 
-PARTNER_KEY_HEADER = "X-API-Key"
-CHANNEL_HEADER = "X-Openwaba-Channel"
 KEEP_ALIVE_SECONDS = 15.0
 
 _TYPES = {
@@ -64,24 +62,14 @@ async def console_channel(request: Request) -> Channel | None:
         return await gateway(request).accounts.authenticate(api_key)
     if not request.headers.get(PARTNER_KEY_HEADER):
         raise AuthError(f"Missing {API_KEY_HEADER} header (or the partner key as {PARTNER_KEY_HEADER})")
-    return await partner_channel(request)
-
-
-async def partner_channel(request: Request) -> Channel | None:
-    """With the partner key (`X-API-Key`): the channel `X-Openwaba-Channel` names, or
-    None without that header. AuthError for a wrong key or an unknown channel."""
+    if CHANNEL_HEADER in request.headers:
+        return await partner_channel(request)  # checks the key, then the channel
     expected = gateway(request).settings.partner_api_key
     given = request.headers.get(PARTNER_KEY_HEADER, "")
     # Constant-time: how much of a guessed key matches must not show in the response time.
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise AuthError("Invalid partner key")
-    raw_id = request.headers.get(CHANNEL_HEADER)
-    if raw_id is None:
-        return None
-    try:
-        return await gateway(request).accounts.by_id(int(raw_id))
-    except (ValueError, NotFoundError):
-        raise AuthError(f"No channel {raw_id!r}: {CHANNEL_HEADER} must name one of the partner's channels") from None
+    return None
 
 
 def is_partner(request: Request) -> bool:

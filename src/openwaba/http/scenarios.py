@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from openwaba.http.cloud import gateway
+from openwaba.http.cloud import announces_config, gateway
 from openwaba.http.responses import flat_face, json_body, json_response
 from openwaba.http.sandbox import sandbox_channel
 
@@ -53,6 +53,6 @@ async def script(request: Request) -> Response:
 routes = [
     Route(path, handler, methods=[method])
     for path in ("/sandbox/scenario", "/sandbox/users/{wa_id}/scenario")
-    for method, handler in (("GET", show), ("PUT", replace), ("DELETE", clear))
+    for method, handler in (("GET", show), ("PUT", announces_config(replace)), ("DELETE", announces_config(clear)))
 ]
 routes.append(Route("/sandbox/users/{wa_id}/script", script, methods=["GET"]))
