@@ -1354,6 +1354,26 @@ def test_mark_read_reads_the_message_and_the_earlier_ones(storage: Storage, runn
     runner.run(test())
 
 
+def test_the_conversation_shows_statuses_once_they_have_happened(storage: Storage, runner: asyncio.Runner) -> None:
+    async def test() -> None:
+        s = storage
+        channel = await make_channel(s)
+        await s.insert_outbound(QueuedMessage("wamid.OUT", channel.id, outgoing(), T0), T0 + LEASE)
+        # The sandbox stores every status at once, each dated when it happens; one comes out of order.
+        await s.ingest([event(channel, T0 + t, wamid="wamid.OUT", status=st)
+                        for t, st in ((1, "sent"), (20, "read"), (10, "delivered"))], [])
+
+        def as_of(now: float | None) -> Awaitable[list[str]]:
+            async def statuses() -> list[str]:
+                return [e.status for e in await s.conversation(channel.id, USER, 10, now)]
+            return statuses()
+
+        assert [await as_of(T0 + t) for t in (0.5, 1, 15, 20)] == [["accepted"], ["sent"], ["delivered"], ["read"]]
+        assert await as_of(None) == ["read"]  # without a time: the latest known
+
+    runner.run(test())
+
+
 # --- media --------------------------------------------------------------------------------------------
 
 

@@ -365,7 +365,9 @@ class Storage(abc.ABC):
         None when `wamid` is not a message a user sent to this number."""
 
     @abc.abstractmethod
-    async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
+    async def conversation(
+        self, channel_id: int, wa_id: str, limit: int, now: float | None = None
+    ) -> list[ConversationEntry]:
         """The newest `limit` messages between the number and the user, newest first."""
 
     @abc.abstractmethod

@@ -468,6 +468,7 @@ class PostgresStorage(Storage):
                 await _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
                     await c.execute(_Q["update_message_status"], e.message_status, e.wamid)
+                    await c.execute(_Q["record_status_time"], e.message_status, e.created_at, e.wamid)
 
         await self._write(op)
         self._poke_due()
@@ -599,8 +600,10 @@ class PostgresStorage(Storage):
 
         return await self._tx(op)
 
-    async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
-        rows = await self._fetch("select_conversation", channel_id, wa_id, limit)
+    async def conversation(
+        self, channel_id: int, wa_id: str, limit: int, now: float | None = None
+    ) -> list[ConversationEntry]:
+        rows = await self._fetch("select_conversation", channel_id, wa_id, limit, now)
         return [mapping.conversation_entry(r) for r in rows]
 
     async def conversation_message(self, channel_id: int, wa_id: str, wamid: str) -> ConversationEntry | None:

@@ -316,6 +316,8 @@ class SQLiteStorage(Storage):
                 _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
                     c.execute(_Q["update_message_status"], {"status": e.message_status, "wamid": e.wamid})
+                    times = {"status": e.message_status, "at": e.created_at, "wamid": e.wamid}
+                    c.execute(_Q["record_status_time"], times)
 
         await self._run(op)
 
@@ -459,8 +461,10 @@ class SQLiteStorage(Storage):
 
         return await self._run(op)
 
-    async def conversation(self, channel_id: int, wa_id: str, limit: int) -> list[ConversationEntry]:
-        params = (channel_id, wa_id, limit)
+    async def conversation(
+        self, channel_id: int, wa_id: str, limit: int, now: float | None = None
+    ) -> list[ConversationEntry]:
+        params = {"channel_id": channel_id, "wa_id": wa_id, "limit": limit, "now": now}
         rows = await self._run(lambda c: c.execute(_Q["select_conversation"], params).fetchall())
         return [mapping.conversation_entry(r) for r in rows]
 

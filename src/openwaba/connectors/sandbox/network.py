@@ -310,7 +310,8 @@ class SandboxConnector(Connector):
         """What the user's phone shows: the newest messages with their ticks, templates
         as the text the user reads, and whether the business is typing."""
         await self.user(channel, wa_id)
-        entries = await self._storage.conversation(channel.id, wa_id, _PHONE_VIEW_LIMIT)
+        # Statuses are stored ahead of time: the phone shows each once it has happened.
+        entries = await self._storage.conversation(channel.id, wa_id, _PHONE_VIEW_LIMIT, self._clock.now())
         messages = [await self._shown(channel, wa_id, entry) for entry in entries]
         return {"wa_id": wa_id, "business_typing": self.is_typing(channel, wa_id), "messages": messages}
 

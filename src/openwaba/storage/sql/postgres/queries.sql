@@ -307,7 +307,15 @@ UPDATE messages SET status = 'read'
 WHERE channel_id = $1 AND wa_id = $2 AND direction = 'in' AND created_at <= $3 AND status <> 'read';
 
 -- name: select_conversation
-SELECT wamid, direction, type, content, context_message_id, status, created_at
+-- The status as of $4 (NULL: the latest known), since statuses are stored before they happen.
+SELECT wamid, direction, type, content, context_message_id,
+       CASE WHEN $4::double precision IS NULL THEN status
+            WHEN failed_at <= $4::double precision THEN 'failed'
+            WHEN read_at <= $4::double precision THEN 'read'
+            WHEN delivered_at <= $4::double precision THEN 'delivered'
+            WHEN sent_at <= $4::double precision THEN 'sent'
+            WHEN COALESCE(sent_at, delivered_at, read_at, failed_at) IS NOT NULL THEN 'accepted'
+            ELSE status END, created_at
 FROM messages WHERE channel_id = $1 AND wa_id = $2
 ORDER BY created_at DESC, seq DESC LIMIT $3;
 
@@ -422,3 +430,11 @@ SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT $1 FOR UPDATE SKI
 
 -- name: delete_meta_inbox
 DELETE FROM meta_inbox WHERE id = ANY($1::bigint[]);
+
+-- name: record_status_time
+UPDATE messages SET
+    sent_at = CASE WHEN $1::text = 'sent' THEN LEAST(COALESCE(sent_at, $2::double precision), $2::double precision) ELSE sent_at END,
+    delivered_at = CASE WHEN $1::text = 'delivered' THEN LEAST(COALESCE(delivered_at, $2::double precision), $2::double precision) ELSE delivered_at END,
+    read_at = CASE WHEN $1::text = 'read' THEN LEAST(COALESCE(read_at, $2::double precision), $2::double precision) ELSE read_at END,
+    failed_at = CASE WHEN $1::text = 'failed' THEN LEAST(COALESCE(failed_at, $2::double precision), $2::double precision) ELSE failed_at END
+WHERE wamid = $3;

@@ -293,9 +293,17 @@ UPDATE messages SET status = 'read'
 WHERE channel_id = ? AND wa_id = ? AND direction = 'in' AND created_at <= ? AND status <> 'read';
 
 -- name: select_conversation
-SELECT wamid, direction, type, content, context_message_id, status, created_at
-FROM messages WHERE channel_id = ? AND wa_id = ?
-ORDER BY created_at DESC, rowid DESC LIMIT ?;
+-- The status as of :now (NULL: the latest known), since statuses are stored before they happen.
+SELECT wamid, direction, type, content, context_message_id,
+       CASE WHEN :now IS NULL THEN status
+            WHEN failed_at <= :now THEN 'failed'
+            WHEN read_at <= :now THEN 'read'
+            WHEN delivered_at <= :now THEN 'delivered'
+            WHEN sent_at <= :now THEN 'sent'
+            WHEN COALESCE(sent_at, delivered_at, read_at, failed_at) IS NOT NULL THEN 'accepted'
+            ELSE status END, created_at
+FROM messages WHERE channel_id = :channel_id AND wa_id = :wa_id
+ORDER BY created_at DESC, rowid DESC LIMIT :limit;
 
 -- name: select_conversation_message
 SELECT wamid, direction, type, content, context_message_id, status, created_at
@@ -366,3 +374,11 @@ SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT ?;
 
 -- name: delete_meta_inbox
 DELETE FROM meta_inbox WHERE id = ?;
+
+-- name: record_status_time
+UPDATE messages SET
+    sent_at = CASE WHEN :status = 'sent' THEN MIN(COALESCE(sent_at, :at), :at) ELSE sent_at END,
+    delivered_at = CASE WHEN :status = 'delivered' THEN MIN(COALESCE(delivered_at, :at), :at) ELSE delivered_at END,
+    read_at = CASE WHEN :status = 'read' THEN MIN(COALESCE(read_at, :at), :at) ELSE read_at END,
+    failed_at = CASE WHEN :status = 'failed' THEN MIN(COALESCE(failed_at, :at), :at) ELSE failed_at END
+WHERE wamid = :wamid;

@@ -1,0 +1,6 @@
+-- When each status of a message takes effect (statuses are dated ahead by the sandbox):
+-- a phone view shows a message as it stands at the moment it is asked for.
+ALTER TABLE messages ADD COLUMN sent_at double precision;
+ALTER TABLE messages ADD COLUMN delivered_at double precision;
+ALTER TABLE messages ADD COLUMN read_at double precision;
+ALTER TABLE messages ADD COLUMN failed_at double precision;
