@@ -9,8 +9,8 @@ no `wa_id` ("reload all of them") instead of growing. A slow or stalled console
 therefore costs a constant amount of memory.
 
 Process-local by design: with several nodes sharing a PostgreSQL database a
-change made on another node is not seen here; the console also re-fetches every
-10 s, which covers it.
+change made on another node is not heard here; the console shows it on its next
+re-fetch (after the next local change, or when its stream reconnects).
 """
 
 from __future__ import annotations
