@@ -159,16 +159,25 @@ class Sending:
         """Forever: take accepted messages in batches and give them to their connectors."""
         while True:
             batch = await drain(self._handover, _HANDOVER_BATCH)
-            done = await asyncio.gather(*(self._hand_over(q) for q in batch))
-            handed = [q.wamid for q, ok in zip(batch, done) if ok]
+            # Conversations are handed over side by side, each in acceptance order: what the
+            # network decides per message (a scenario's "the next two fail") follows that order.
+            conversations: dict[tuple[int, str], list[QueuedMessage]] = {}
+            for queued in batch:
+                conversations.setdefault((queued.channel_id, queued.message.wa_id), []).append(queued)
+            outcomes = await asyncio.gather(*(self._hand_over_in_order(c) for c in conversations.values()))
+            done = {wamid: ok for outcome in outcomes for wamid, ok in outcome}
+            handed = [q.wamid for q in batch if done[q.wamid]]
             if handed:
                 await self._storage.mark_dispatched(handed)
                 self._queued.difference_update(handed)
-            failed = [q for q, ok in zip(batch, done) if not ok]
+            failed = [q for q in batch if not done[q.wamid]]
             if failed:
                 await asyncio.sleep(_RETRY_PAUSE)
                 for queued in failed:
                     self._handover.put_nowait(queued)
+
+    async def _hand_over_in_order(self, conversation: list[QueuedMessage]) -> list[tuple[str, bool]]:
+        return [(queued.wamid, await self._hand_over(queued)) for queued in conversation]
 
     async def _hand_over(self, queued: QueuedMessage) -> bool:
         try:

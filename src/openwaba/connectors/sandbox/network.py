@@ -152,8 +152,13 @@ class SandboxConnector(Connector):
         planned = plan_statuses(scenario, self._delays, steps, self._scenarios.rng(channel))
         pricing = await self._pricing(channel, message, in_window)
         start = queued.created_at
+        # A duplicate is the original webhook posted again: the same payload, its time included.
+        original = {step.status: start + step.delay for step in planned if "duplicate" not in step.injected}
         await self._sink.ingest(
-            [self._status(channel, queued, user, step.status, start + step.delay, pricing) for step in planned],
+            [
+                self._status(channel, queued, user, step.status, start + step.delay, pricing, original[step.status])
+                for step in planned
+            ],
             [step.injected for step in planned],
         )
         if scenario.script or scenario.rules:  # else nobody reads the text: spare a template's look-up
@@ -199,18 +204,20 @@ class SandboxConnector(Connector):
         status: str,
         at: float,
         pricing: dict[str, Any],
+        shown_at: float,
     ) -> tuple[dict[str, Any], float]:
+        """The status notification, posted at `at`, saying it happened at `shown_at`."""
         key = (channel.id, user.wa_id)
         conversation_id = self._conversations.get(key)
         if conversation_id is None:  # generated on a miss only: it draws from the OS's random source
             conversation_id = self._conversations[key] = ids.conversation_id()
         conversation: dict[str, object] = {"id": conversation_id, "origin": {"type": pricing["category"]}}
         if status == "sent":
-            conversation["expiration_timestamp"] = str(int(at + WINDOW))
+            conversation["expiration_timestamp"] = str(int(shown_at + WINDOW))
         item = status_item(
             queued.wamid,
             status,
-            at,
+            shown_at,
             user.wa_id,
             conversation=conversation,
             biz_opaque_callback_data=queued.message.biz_opaque_callback_data,
