@@ -35,24 +35,27 @@ async def channel_of(request: Request) -> Channel:
     if channel is None:
         api_key = request.headers.get(API_KEY_HEADER) or bearer_token(request)
         if api_key is None and PARTNER_KEY_HEADER in request.headers:
-            channel = await partner_channel(request)
-            request.state.channel = channel
+            request.state.channel = channel = await _partner_channel(request)
         else:
             channel = await authenticate(request, api_key)
     return channel
 
 
-async def partner_channel(request: Request) -> Channel:
-    """The partner key (`X-API-Key`) reaches every number: the one `X-Openwaba-Channel`
-    names (the web console sends both). AuthError for a wrong key or channel."""
-    gw = gateway(request)
-    expected = gw.settings.partner_api_key
+def partner_key_matches(request: Request) -> bool:
+    """Whether `X-API-Key` is the partner key (compared in constant time; never, when none is set)."""
+    expected = gateway(request).settings.partner_api_key
     given = request.headers.get(PARTNER_KEY_HEADER, "")
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    return bool(expected) and hmac.compare_digest(given.encode(), str(expected).encode())
+
+
+async def _partner_channel(request: Request) -> Channel:
+    """The partner key reaches every number: the one `X-Openwaba-Channel` names (the web
+    console sends both). AuthError for a wrong key or channel."""
+    if not partner_key_matches(request):
         raise AuthError("Invalid partner key")
     raw_id = request.headers.get(CHANNEL_HEADER, "")
     try:
-        return await gw.accounts.by_id(int(raw_id))
+        return await gateway(request).accounts.by_id(int(raw_id))
     except (ValueError, NotFoundError):
         raise AuthError(f"{CHANNEL_HEADER} must name one of the partner's channels (got {raw_id!r})") from None
 

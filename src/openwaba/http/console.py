@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 from functools import cache
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -26,7 +25,15 @@ from starlette.types import Receive, Scope, Send
 
 from openwaba.domain.accounts import Channel
 from openwaba.domain.errors import AuthError, RequestError
-from openwaba.http.cloud import API_KEY_HEADER, CHANNEL_HEADER, PARTNER_KEY_HEADER, gateway, partner_channel
+from openwaba.http.cloud import (
+    API_KEY_HEADER,
+    CHANNEL_HEADER,
+    PARTNER_KEY_HEADER,
+    channel_of,
+    gateway,
+    partner_key_matches,
+)
+from openwaba.http.partner import channel_fields
 from openwaba.http.responses import flat_error, flat_face, json_response
 from openwaba.services.changes import Changes, Subscription
 
@@ -57,17 +64,9 @@ async def console_channel(request: Request) -> Channel | None:
     """The channel the request may see: the one of its `D360-API-KEY`, or with the
     partner key the one `X-Openwaba-Channel` names (None: the partner key alone).
     AuthError for anything else."""
-    api_key = request.headers.get(API_KEY_HEADER)
-    if api_key:
-        return await gateway(request).accounts.authenticate(api_key)
-    if not request.headers.get(PARTNER_KEY_HEADER):
-        raise AuthError(f"Missing {API_KEY_HEADER} header (or the partner key as {PARTNER_KEY_HEADER})")
-    if CHANNEL_HEADER in request.headers:
-        return await partner_channel(request)  # checks the key, then the channel
-    expected = gateway(request).settings.partner_api_key
-    given = request.headers.get(PARTNER_KEY_HEADER, "")
-    # Constant-time: how much of a guessed key matches must not show in the response time.
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not is_partner(request) or CHANNEL_HEADER in request.headers:
+        return await channel_of(request)
+    if not partner_key_matches(request):
         raise AuthError("Invalid partner key")
     return None
 
@@ -87,16 +86,8 @@ async def session(request: Request) -> Response:
 
 
 def _channel(channel: Channel) -> dict[str, object]:
-    return {
-        "id": str(channel.id),  # a string, as the partner API lists channels
-        "phone_number": channel.phone_number,
-        "phone_number_id": channel.phone_number_id,
-        "waba_id": channel.waba_id,
-        "connector": channel.connector,
-        "sandbox": channel.connector == "sandbox",  # simulated users exist only there
-        "type": channel.format.value,
-        "mode": channel.mode.value,
-    }
+    # As the partner API lists it, and whether it has simulated users (only the sandbox does).
+    return {**channel_fields(channel), "sandbox": channel.connector == "sandbox"}
 
 
 # --- the live stream --------------------------------------------------------------------------

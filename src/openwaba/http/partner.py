@@ -7,7 +7,6 @@ Errors use the Partner API envelope: `{"meta": {"success": false, "http_code",
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from starlette.routing import Route
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink
 from openwaba.domain.errors import AuthError, NotFoundError, RequestError, StateError
 from openwaba.gateway import Gateway
-from openwaba.http.cloud import gateway
+from openwaba.http.cloud import gateway, partner_key_matches
 from openwaba.http.responses import json_body, json_response
 from openwaba.services.webhooks import check_retry_horizon
 
@@ -35,11 +34,9 @@ def partner_face(
 ) -> Callable[[Request], Awaitable[Response]]:
     async def wrapped(request: Request) -> Response:
         gw = gateway(request)
-        expected = gw.settings.partner_api_key
-        if not expected:
+        if not gw.settings.partner_api_key:
             return meta_error("The partner API is disabled: set OPENWABA_PARTNER_API_KEY to enable it", 403)
-        given = request.headers.get("X-API-Key", "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not partner_key_matches(request):
             return meta_error("Invalid or missing X-API-Key", 401)
         if request.path_params["partner_id"] != gw.settings.partner_id:
             return meta_error(f"Permission denied for partner {request.path_params['partner_id']}", 403)
@@ -90,7 +87,7 @@ async def create_channel(request: Request, gw: Gateway) -> Response:
     if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
         raise RequestError(100, "'sandbox_users' must be a list of wa_ids (strings): the number's simulated users")
     channel = await gw.accounts.create_channel(waba_id, number, fmt, mode, sandbox_users=tuple(users))
-    return json_response({**_channel(channel), "sandbox_users": users}, 201)
+    return json_response({**channel_fields(channel), "sandbox_users": users}, 201)
 
 
 @partner_face
@@ -142,7 +139,7 @@ def _connector_change(channel: Channel, body: dict[str, Any]) -> tuple[str, Meta
 
 async def _described(gw: Gateway, channel: Channel) -> dict[str, Any]:
     """The channel, with where it lives on Meta when it is linked (never the credentials)."""
-    described = _channel(channel)
+    described = channel_fields(channel)
     link = (await gw.accounts.meta_links()).get(channel.id)
     if link is not None:
         described["meta"] = {"phone_number_id": link.phone_number_id, "waba_id": link.waba_id}
@@ -205,7 +202,8 @@ def _choice(body: dict[str, Any], key: str, enum_type: Any, default: Any) -> Any
         raise RequestError(100, f"'{key}' must be one of {allowed}") from None
 
 
-def _channel(channel: Channel) -> dict[str, Any]:
+def channel_fields(channel: Channel) -> dict[str, Any]:
+    """A channel as the partner API (and the console) describe it."""
     return {
         "id": str(channel.id),
         "waba_id": channel.waba_id,
