@@ -948,7 +948,10 @@ def test_record_attempts_moves_deliveries_on(storage: Storage, runner: asyncio.R
         assert await s.claim_due(T0 + 4, 10, T0 + LEASE) == []
         (retry,) = await s.claim_due(T0 + 5, 10, T0 + 65)
         assert (retry.event_id, retry.attempts) == (a.id, 1)
-        await s.record_attempts([attempt(retry.id, 200, T0 + 5, DeliveryState.DELIVERED)], T0 + 6)
+        # The headers an attempt sent are kept as they were (the delivery log shows them).
+        sent = {"webhook-id": a.id, "X-Hub-Signature-256": "sha256=ab", "Authorization": "Basic ✓"}
+        retried = dataclasses.replace(outcome(retry.id, 200, T0 + 5), headers=sent)
+        await s.record_attempts([AttemptRecord(retried, DeliveryState.DELIVERED, None)], T0 + 6)
         assert await claim_all(s, T0 + 1000) == []
         assert await s.next_due_at(T0 + 1000) is None
         listed = await views(s, channel)
@@ -960,7 +963,7 @@ def test_record_attempts_moves_deliveries_on(storage: Storage, runner: asyncio.R
         }
         assert await s.attempts(claimed[a.id]) == [
             AttemptView(T0, 12.5, 500, "HTTP 500", "ok"),
-            AttemptView(T0 + 5, 12.5, 200, None, "ok"),
+            AttemptView(T0 + 5, 12.5, 200, None, "ok", sent),
         ]
         assert await s.attempts(claimed[c.id]) == [AttemptView(T0, 12.5, None, "HTTP None", "ok")]
         assert await s.attempts(999_999) == []

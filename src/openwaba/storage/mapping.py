@@ -10,7 +10,7 @@ import json
 from typing import Any, Protocol
 
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode
-from openwaba.domain.deliveries import AttemptView, Destination, DueDelivery
+from openwaba.domain.deliveries import AttemptOutcome, AttemptView, Destination, DueDelivery
 from openwaba.domain.messages import OutgoingMessage
 from openwaba.storage.base import ConversationEntry, QueuedMessage, StoredTemplate
 
@@ -85,8 +85,10 @@ def conversation_entry(r: Row) -> ConversationEntry:
 
 
 
-def headers_json(headers: dict[str, str] | None) -> str | None:
-    return None if headers is None else json.dumps(headers)
+def attempt_row(o: AttemptOutcome) -> tuple[object, ...]:
+    """(delivery_id, started_at, duration_ms, status_code, error, response_excerpt, headers) of an attempt."""
+    headers = None if o.headers is None else json.dumps(o.headers)
+    return (o.delivery_id, o.started_at, o.duration_ms, o.status_code, o.error, o.response_excerpt, headers)
 
 
 def attempt_view(r: Row) -> AttemptView:

@@ -467,8 +467,7 @@ class PostgresStorage(Storage):
                     continue  # already ingested: a duplicate notification
                 await _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
-                    await c.execute(_Q["update_message_status"], e.message_status, e.wamid)
-                    await c.execute(_Q["record_status_time"], e.message_status, e.created_at, e.wamid)
+                    await c.execute(_Q["update_message_status"], e.message_status, e.created_at, e.wamid)
 
         await self._write(op)
         self._poke_due()
@@ -752,16 +751,7 @@ async def _record_attempts(c: Connection, records: Sequence[AttemptRecord], now:
     released = False
     for r in records:
         o = r.outcome
-        await c.execute(
-            _Q["insert_attempt"],
-            o.delivery_id,
-            o.started_at,
-            o.duration_ms,
-            o.status_code,
-            o.error,
-            o.response_excerpt,
-            mapping.headers_json(o.headers),
-        )
+        await c.execute(_Q["insert_attempt"], *mapping.attempt_row(o))
         args = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id, node)
         if not _count(await c.execute(_Q["finish_attempt"], *args)):
             continue  # dead-lettered while in flight (destination removed or gone), or the lease was lost

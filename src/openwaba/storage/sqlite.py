@@ -315,9 +315,8 @@ class SQLiteStorage(Storage):
                     continue  # already ingested: a duplicate notification
                 _insert_deliveries(c, e)
                 if e.message_status is not None and e.wamid is not None:
-                    c.execute(_Q["update_message_status"], {"status": e.message_status, "wamid": e.wamid})
-                    times = {"status": e.message_status, "at": e.created_at, "wamid": e.wamid}
-                    c.execute(_Q["record_status_time"], times)
+                    status = {"status": e.message_status, "at": e.created_at, "wamid": e.wamid}
+                    c.execute(_Q["update_message_status"], status)
 
         await self._run(op)
 
@@ -354,18 +353,7 @@ class SQLiteStorage(Storage):
         def op(c: sqlite3.Connection) -> None:
             for r in records:
                 o = r.outcome
-                c.execute(
-                    _Q["insert_attempt"],
-                    (
-                        o.delivery_id,
-                        o.started_at,
-                        o.duration_ms,
-                        o.status_code,
-                        o.error,
-                        o.response_excerpt,
-                        mapping.headers_json(o.headers),
-                    ),
-                )
+                c.execute(_Q["insert_attempt"], mapping.attempt_row(o))
                 params = (r.state.value, r.next_attempt_at, o.status_code, o.error, o.delivery_id)
                 if not c.execute(_Q["finish_attempt"], params).rowcount:
                     continue  # dead-lettered while in flight (destination removed or gone)

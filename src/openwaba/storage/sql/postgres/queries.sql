@@ -112,11 +112,15 @@ UPDATE messages SET handover_lease = NULL, handover_owner = NULL WHERE handover_
 SELECT pg_try_advisory_lock(hashtext('openwaba.node:' || $1));
 
 -- name: update_message_status
--- Statuses only move forward: a `delivered` posted after `read` (out of order) leaves `read`.
-UPDATE messages SET status = $1
-WHERE wamid = $2
-  AND (CASE $1 WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END)
-    > (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END);
+-- A status event: its time is kept (the conversation shows it once it has happened), and the
+-- latest status only moves forward: a `delivered` posted after `read` (out of order) leaves `read`.
+UPDATE messages SET
+    status = CASE WHEN (CASE $1::text WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END) > (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END) THEN $1::text ELSE status END,
+    sent_at = CASE WHEN $1::text = 'sent' THEN LEAST(COALESCE(sent_at, $2::double precision), $2::double precision) ELSE sent_at END,
+    delivered_at = CASE WHEN $1::text = 'delivered' THEN LEAST(COALESCE(delivered_at, $2::double precision), $2::double precision) ELSE delivered_at END,
+    read_at = CASE WHEN $1::text = 'read' THEN LEAST(COALESCE(read_at, $2::double precision), $2::double precision) ELSE read_at END,
+    failed_at = CASE WHEN $1::text = 'failed' THEN LEAST(COALESCE(failed_at, $2::double precision), $2::double precision) ELSE failed_at END
+WHERE wamid = $3;
 
 -- name: insert_event
 INSERT INTO events (id, channel_id, kind, wamid, order_key, created_at, body, injected)
@@ -431,10 +435,3 @@ SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT $1 FOR UPDATE SKI
 -- name: delete_meta_inbox
 DELETE FROM meta_inbox WHERE id = ANY($1::bigint[]);
 
--- name: record_status_time
-UPDATE messages SET
-    sent_at = CASE WHEN $1::text = 'sent' THEN LEAST(COALESCE(sent_at, $2::double precision), $2::double precision) ELSE sent_at END,
-    delivered_at = CASE WHEN $1::text = 'delivered' THEN LEAST(COALESCE(delivered_at, $2::double precision), $2::double precision) ELSE delivered_at END,
-    read_at = CASE WHEN $1::text = 'read' THEN LEAST(COALESCE(read_at, $2::double precision), $2::double precision) ELSE read_at END,
-    failed_at = CASE WHEN $1::text = 'failed' THEN LEAST(COALESCE(failed_at, $2::double precision), $2::double precision) ELSE failed_at END
-WHERE wamid = $3;

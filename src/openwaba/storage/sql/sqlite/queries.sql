@@ -105,11 +105,15 @@ UPDATE deliveries SET lease_until = ?
 WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' AND lease_until IS NOT NULL;
 
 -- name: update_message_status
--- Statuses only move forward: a `delivered` posted after `read` (out of order) leaves `read`.
-UPDATE messages SET status = :status
-WHERE wamid = :wamid
-  AND (CASE :status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END)
-    > (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END);
+-- A status event: its time is kept (the conversation shows it once it has happened), and the
+-- latest status only moves forward: a `delivered` posted after `read` (out of order) leaves `read`.
+UPDATE messages SET
+    status = CASE WHEN (CASE :status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END) > (CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'failed' THEN 4 ELSE 0 END) THEN :status ELSE status END,
+    sent_at = CASE WHEN :status = 'sent' THEN MIN(COALESCE(sent_at, :at), :at) ELSE sent_at END,
+    delivered_at = CASE WHEN :status = 'delivered' THEN MIN(COALESCE(delivered_at, :at), :at) ELSE delivered_at END,
+    read_at = CASE WHEN :status = 'read' THEN MIN(COALESCE(read_at, :at), :at) ELSE read_at END,
+    failed_at = CASE WHEN :status = 'failed' THEN MIN(COALESCE(failed_at, :at), :at) ELSE failed_at END
+WHERE wamid = :wamid;
 
 -- name: insert_event
 INSERT OR IGNORE INTO events (id, channel_id, kind, wamid, order_key, created_at, body, injected)
@@ -375,10 +379,3 @@ SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT ?;
 -- name: delete_meta_inbox
 DELETE FROM meta_inbox WHERE id = ?;
 
--- name: record_status_time
-UPDATE messages SET
-    sent_at = CASE WHEN :status = 'sent' THEN MIN(COALESCE(sent_at, :at), :at) ELSE sent_at END,
-    delivered_at = CASE WHEN :status = 'delivered' THEN MIN(COALESCE(delivered_at, :at), :at) ELSE delivered_at END,
-    read_at = CASE WHEN :status = 'read' THEN MIN(COALESCE(read_at, :at), :at) ELSE read_at END,
-    failed_at = CASE WHEN :status = 'failed' THEN MIN(COALESCE(failed_at, :at), :at) ELSE failed_at END
-WHERE wamid = :wamid;
