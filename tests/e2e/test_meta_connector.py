@@ -45,14 +45,6 @@ def graph() -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    rec.start()
-    yield rec
-    rec.stop()
-
-
-@pytest.fixture
 def meta(server: ServerFactory, graph: FakeGraph, receiver: Receiver) -> Server:
     """openwaba with its demo number on (fake) Meta, its webhook at `receiver`."""
     srv = server(meta_env(graph))

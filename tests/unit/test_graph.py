@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,7 +113,9 @@ class _Links:
         return self.link
 
 
-def send_with(fake: FakeGraph, tmp: Path, delays: tuple[float, ...]) -> tuple[str | Exception, list[float]]:
+def send_with(
+    fake: FakeGraph, tmp: Path, delays: tuple[float, ...], url: str | None = None
+) -> tuple[str | Exception, list[float]]:
     pauses: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -124,7 +127,7 @@ def send_with(fake: FakeGraph, tmp: Path, delays: tuple[float, ...]) -> tuple[st
         clock = ManualClock()
         link = MetaLink(1, DEFAULT_PNID, None, "tok", "sec")
         accounts: Accounts = _Links(link)  # type: ignore[assignment]
-        connector = MetaConnector(GraphSettings(fake.url, "v25.0", 2.0, delays), accounts,
+        connector = MetaConnector(GraphSettings(url or fake.url, "v25.0", 2.0, delays), accounts,
                                   Media(storage, clock, tmp / "media"), storage, clock, sleep)
         text = message({"to": "15550001111", "type": "text", "text": {"body": "x"}})
         queued = QueuedMessage("wamid.ours", 1, text, 0.0)
@@ -163,3 +166,13 @@ def test_a_refusal_or_a_lost_answer_is_never_tried_again(fake: FakeGraph, tmp_pa
     lost, pauses = send_with(fake, tmp_path, (0.5,))
     assert isinstance(lost, ConnectorError) and pauses == []
     assert len(fake.sent_messages()) == 2
+
+
+def test_an_unreachable_graph_is_tried_again_then_answers_service_unavailable(fake: FakeGraph, tmp_path: Path) -> None:
+    with socket.socket() as held:  # a port nothing listens on: connecting is refused, nothing was sent
+        held.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{held.getsockname()[1]}"
+        result, pauses = send_with(fake, tmp_path, (0.5, 1.0), url=closed)
+    assert isinstance(result, RequestError) and (result.code, result.http_status) == (131016, 503)
+    assert "cannot reach Meta" in result.details
+    assert pauses == [0.5, 1.0]

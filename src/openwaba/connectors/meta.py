@@ -150,16 +150,15 @@ class MetaConnector(Connector):
             headers["Content-Type"] = "application/json"
         delays: Sequence[float] = self._settings.retry_delays
         for attempt in range(len(delays) + 1):
-            status, raw = await self._request(method, url, headers, form() if form is not None else data)
-            if status == 200:
-                return raw
-            failed = graph.failure(status, raw)
-            if not failed.retryable or attempt == len(delays):
-                raise failed.as_request_error()
+            answer = await self._request(method, url, headers, form() if form is not None else data)
+            if isinstance(answer, bytes):
+                return answer
+            if not answer.retryable or attempt == len(delays):
+                raise answer.as_request_error()
             log.info(
                 "Meta answered %s (#%d) to %s %s; trying again in %ss",
-                status,
-                failed.code,
+                answer.http_status,
+                answer.code,
                 method,
                 path,
                 delays[attempt],
@@ -167,22 +166,15 @@ class MetaConnector(Connector):
             await self._sleep(delays[attempt])
         raise AssertionError("unreachable")
 
-    async def _request(self, method: str, url: str, headers: dict[str, str], data: Any) -> tuple[int, bytes]:
-        session = self._client()
+    async def _request(self, method: str, url: str, headers: dict[str, str], data: Any) -> bytes | graph.GraphFailure:
+        """The body of a 200, else what went wrong; ConnectorError when no answer came."""
         try:
-            async with session.request(method, url, headers=headers, data=data) as response:
-                return response.status, await response.read()
+            async with self._client().request(method, url, headers=headers, data=data) as response:
+                raw = await response.read()
+                return raw if response.status == 200 else graph.failure(response.status, raw)
         except aiohttp.ClientConnectorError as exc:
             # Not connected, so nothing was sent: as safe to try again as a 503.
-            return 503, msgspec.json.encode(
-                {
-                    "error": {
-                        "code": 131016,
-                        "message": "(#131016) Service unavailable",
-                        "error_data": {"details": f"cannot reach Meta: {exc}"},
-                    }
-                }
-            )
+            return graph.GraphFailure(503, 131016, "Service unavailable", f"cannot reach Meta: {exc}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ConnectorError(f"no answer from Meta to {method} {url.split('?')[0]}: {exc!r}") from None
 
