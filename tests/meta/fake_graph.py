@@ -216,6 +216,7 @@ class FakeGraph:
         self.url = ""
         self._lock = threading.Lock()
         self._requests: list[Recorded] = []
+        self._answered: list[str] = []  # the wamids sends were answered with, in order
         self._faults: list[_Fault] = []
         self._media: dict[str, StoredMedia] = {}
         self._media_ids = itertools.count(1013859600285441)  # Meta's example media id, counting up
@@ -422,8 +423,16 @@ class FakeGraph:
         if not isinstance(to, str) or not to:
             return _bad_request(100, "The parameter to is required.")
         digits = re.sub(r"\D", "", to)
+        answered = wamid(digits)
+        with self._lock:
+            self._answered.append(answered)
         return web.json_response({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": digits}],
-                                  "messages": [{"id": wamid(digits)}]})
+                                  "messages": [{"id": answered}]})
+
+    def answered(self) -> list[str]:
+        """The wamids sends were answered with, in order."""
+        with self._lock:
+            return list(self._answered)
 
     def _upload(self, r: Recorded, pnid: str) -> web.Response:
         if pnid not in self.phone_number_ids:
