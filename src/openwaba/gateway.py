@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
 from collections.abc import Sequence
@@ -43,10 +44,13 @@ _GREETED = "sandbox.greeted"
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: bool = False) -> None:
+        """`worker`: one of the processes of `openwaba serve --workers N`, which share
+        the database; their parent has run `prepare()` before starting them."""
         self.settings = settings
+        self.worker = worker
         self.clock: Clock = ManualClock() if settings.clock == "manual" else Clock()
-        self.storage = _storage(settings)
+        self.storage = _storage(settings, worker)
         self.changes = Changes()  # what the console's live view follows
         self.webhooks = Webhooks(self.storage, multi_max=settings.multi_webhook_max, ssrf_guard=settings.ssrf_guard)
         self.accounts = Accounts(self.storage, self.clock, on_webhook_removed=self.webhooks.forget)
@@ -109,23 +113,26 @@ class Gateway:
         self.seed: SandboxSeed | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
+    async def prepare(self) -> None:
+        """What the parent of several workers does once before starting them: the
+        schema, the seed, and no leases left by a killed predecessor. The storage is
+        closed again."""
+        await self.storage.open()
+        try:
+            await self.storage.release_leases()
+            await self._seed()
+        finally:
+            await self.storage.close()
+
     async def start(self) -> None:
         await self.storage.open()
         # With SQLite this process owns the data directory (the storage holds a lock
         # on it), so leases left by a killed predecessor are dropped at once; a
-        # shared database keeps other nodes' leases.
-        await self.storage.release_leases()
-        if isinstance(self.clock, ManualClock):
-            self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
-        s = self.settings
-        async with self.storage.lock("start-up"):  # nodes starting together seed once
-            await self.templates.backfill_starters()
-            self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
-            if s.sandbox_scenario is not None:
-                await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
-            await self._greet(self.seed)
-            await self._apply_connector(self.seed.channel)
-            await self.media.start()  # the download-URL secret: one for every node
+        # shared database keeps other nodes' leases. SQLite workers share the file
+        # with each other: their parent released the stale leases before they started.
+        if not self.worker or self.settings.database_url is not None:
+            await self.storage.release_leases()
+        await self._seed()
         recovered = await self.sending.recover()
         if recovered:
             log.info("re-queued %d accepted messages for hand-over", recovered)
@@ -137,6 +144,19 @@ class Gateway:
         ]
         for task in self._tasks:
             task.add_done_callback(_crash_loudly)
+
+    async def _seed(self) -> None:
+        if isinstance(self.clock, ManualClock):
+            self.clock.offset = float(await self.storage.get_value(_CLOCK_OFFSET) or 0)
+        s = self.settings
+        async with self.storage.lock("start-up"):  # nodes starting together seed once
+            await self.templates.backfill_starters()
+            self.seed = await self.accounts.seed_sandbox(s.sandbox_api_key, s.sandbox_phone_number, s.sandbox_users)
+            if s.sandbox_scenario is not None:
+                await self.scenarios.load_file(self.seed.channel, s.sandbox_scenario)
+            await self._greet(self.seed)
+            await self._apply_connector(self.seed.channel)
+            await self.media.start()  # the download-URL secret: one for every node
 
     async def _apply_connector(self, channel: Channel) -> None:
         """OPENWABA_CONNECTOR: the demo number talks to the sandbox or to Meta."""
@@ -217,12 +237,14 @@ class Gateway:
         await self.storage.close()
 
 
-def _storage(settings: Settings) -> Storage:
+def _storage(settings: Settings, worker: bool) -> Storage:
     if settings.database_url is None:
-        return SQLiteStorage(settings.database_path)
+        return SQLiteStorage(settings.database_path, shared=worker)
     from openwaba.storage.postgres import PostgresStorage  # asyncpg is the `postgres` extra
 
     node = settings.node_id or f"{socket.gethostname()}:{settings.port}"
+    if worker:
+        node = f"{node}/{os.getpid()}"  # the workers of one serve are nodes of their own
     return PostgresStorage(settings.database_url, settings.database_pool, node)
 
 

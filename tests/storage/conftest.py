@@ -53,3 +53,24 @@ def storage(storage_factory: StorageFactory, runner: asyncio.Runner) -> Iterator
         yield opened
     finally:
         runner.run(opened.close())
+
+
+@pytest.fixture
+def node_factory(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> StorageFactory:
+    """Storages that share one database as nodes do: PostgreSQL, or a SQLite file
+    opened as the workers of one `openwaba serve --workers N` open it."""
+    if backend == "sqlite":
+        path = tmp_path / "openwaba.db"
+        return lambda: SQLiteStorage(path, shared=True)
+    factory: StorageFactory = request.getfixturevalue("storage_factory")
+    return factory
+
+
+@pytest.fixture
+def node(node_factory: StorageFactory, runner: asyncio.Runner) -> Iterator[Storage]:
+    opened = node_factory()
+    runner.run(opened.open())
+    try:
+        yield opened
+    finally:
+        runner.run(opened.close())

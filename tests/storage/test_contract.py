@@ -1436,8 +1436,8 @@ def test_templates(storage: Storage, runner: asyncio.Runner) -> None:
 
 
 # --- several nodes on one database ---------------------------------------------------------------------
-# Several gateway processes share a PostgreSQL database; here each node is a storage with connections of its
-# own. A SQLite database belongs to one process, so these do not apply to it.
+# Several gateway processes share a PostgreSQL database, or the workers of one `openwaba serve --workers N` share
+# a SQLite file; here each node is a node with connections (and, for SQLite, a writer thread) of its own.
 
 
 @contextlib.asynccontextmanager
@@ -1453,10 +1453,6 @@ async def other_nodes(factory: StorageFactory, count: int) -> AsyncIterator[list
         for node in opened:
             await node.close()
 
-
-def shared_only(backend: str) -> None:
-    if backend == "sqlite":
-        pytest.skip("one process owns a SQLite database: there are no other nodes")
 
 
 async def all_at_once(calls: Sequence[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -1488,16 +1484,15 @@ async def signalled(event: asyncio.Event, poke: Callable[[], Awaitable[object]] 
 
 
 def test_concurrent_claims_never_hand_out_a_delivery_twice(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
     total, per_claim = 300, 7
 
     async def test() -> None:
-        channel = await make_channel(storage)
-        main = await make_destination(storage, channel)
-        crm = await make_destination(storage, channel, "crm", "multi")
-        await storage.ingest([event(channel, T0 + i / 100, main, crm, user=str(i)) for i in range(total // 2)], [])
+        channel = await make_channel(node)
+        main = await make_destination(node, channel)
+        crm = await make_destination(node, channel, "crm", "multi")
+        await node.ingest([event(channel, T0 + i / 100, main, crm, user=str(i)) for i in range(total // 2)], [])
 
         async def drain(s: Storage) -> list[int]:
             got: list[int] = []
@@ -1505,8 +1500,8 @@ def test_concurrent_claims_never_hand_out_a_delivery_twice(
                 got.extend(d.id for d in batch)
             return got
 
-        async with other_nodes(storage_factory, 5) as others:
-            results = await all_at_once([functools.partial(drain, s) for s in [storage, *others]])
+        async with other_nodes(node_factory, 5) as others:
+            results = await all_at_once([functools.partial(drain, s) for s in [node, *others]])
         claimed = [i for r in results for i in r]
         assert len(claimed) == len(set(claimed)), "a delivery was handed to two nodes"
         assert len(claimed) == total
@@ -1516,19 +1511,18 @@ def test_concurrent_claims_never_hand_out_a_delivery_twice(
 
 
 def test_fifo_order_holds_across_nodes(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
     """Nodes claim and deliver concurrently; a FIFO destination still sees each conversation in order,
     never two events of one conversation in flight at once."""
-    shared_only(backend)
     conversations, per_conversation = 12, 5
 
     async def test() -> None:
-        channel = await make_channel(storage)
-        fifo = await make_destination(storage, channel, fifo=True)
+        channel = await make_channel(node)
+        fifo = await make_destination(node, channel, fifo=True)
         events = [event(channel, T0 + n + c / 100, fifo, user=f"user{c}")
                   for n in range(per_conversation) for c in range(conversations)]
-        await storage.ingest(events, [])
+        await node.ingest(events, [])
         position = {e.id: i for i, e in enumerate(events)}
         in_flight: set[str] = set()
         seen: dict[str, list[int]] = {}
@@ -1548,8 +1542,8 @@ def test_fifo_order_holds_across_nodes(
                     await s.record_attempts([attempt(d.id, 200, T0 + 100, DeliveryState.DELIVERED)], T0 + 100)
                     done += 1
 
-        async with other_nodes(storage_factory, 3) as others:
-            await asyncio.wait_for(all_at_once([functools.partial(work, s) for s in [storage, *others]]), 60)
+        async with other_nodes(node_factory, 3) as others:
+            await asyncio.wait_for(all_at_once([functools.partial(work, s) for s in [node, *others]]), 60)
         assert problems == []
         assert len(seen) == conversations
         assert all(order == sorted(order) and len(order) == per_conversation for order in seen.values()), seen
@@ -1558,15 +1552,14 @@ def test_fifo_order_holds_across_nodes(
 
 
 def test_concurrent_handover_claims_never_hand_out_a_message_twice(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
     total = 120
 
     async def test() -> None:
-        channel = await make_channel(storage)
+        channel = await make_channel(node)
         for i in range(total):  # accepted by nodes that died before handing them over
-            await storage.insert_outbound(QueuedMessage(f"wamid.{i:04d}", channel.id, outgoing(), T0 + i / 100), T0)
+            await node.insert_outbound(QueuedMessage(f"wamid.{i:04d}", channel.id, outgoing(), T0 + i / 100), T0)
 
         async def drain(s: Storage) -> list[str]:
             got: list[str] = []
@@ -1574,8 +1567,8 @@ def test_concurrent_handover_claims_never_hand_out_a_message_twice(
                 got.extend(q.wamid for q in batch)
             return got
 
-        async with other_nodes(storage_factory, 4) as others:
-            results = await all_at_once([functools.partial(drain, s) for s in [storage, *others]])
+        async with other_nodes(node_factory, 4) as others:
+            results = await all_at_once([functools.partial(drain, s) for s in [node, *others]])
         claimed = [w for r in results for w in r]
         assert len(claimed) == len(set(claimed)), "a message was handed to two nodes"
         assert sorted(claimed) == [f"wamid.{i:04d}" for i in range(total)]
@@ -1584,55 +1577,52 @@ def test_concurrent_handover_claims_never_hand_out_a_message_twice(
 
 
 def test_rate_buckets_are_shared_by_every_node(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
     bucket = [("number:1", Rate(1.0, 10))]
 
     async def test() -> None:
-        async with other_nodes(storage_factory, 4) as others:
-            nodes = [storage, *others]
+        async with other_nodes(node_factory, 4) as others:
+            nodes = [node, *others]
             calls = [functools.partial(s.admit, bucket, T0) for s in nodes for _ in range(8)]
             results = await all_at_once(calls)
             assert sum(1 for r in results if r is None) == 10  # exactly the burst, over all nodes together
             assert {r for r in results if r is not None} == {(0, T0 + 10)}
             assert await others[0].admit(bucket, T0 + 1) is None  # one more a second later, on any node
-            assert await storage.admit(bucket, T0 + 1) == (0, T0 + 11)
+            assert await node.admit(bucket, T0 + 1) == (0, T0 + 11)
 
     runner.run(test())
 
 
 def test_a_node_renews_only_its_own_leases(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
 
     async def test() -> None:
-        channel = await make_channel(storage)
-        main = await make_destination(storage, channel)
-        await storage.ingest([event(channel, T0, main)], [])
-        async with other_nodes(storage_factory, 1) as (other,):
-            (mine,) = await storage.claim_due(T0, 10, T0 + LEASE)
+        channel = await make_channel(node)
+        main = await make_destination(node, channel)
+        await node.ingest([event(channel, T0, main)], [])
+        async with other_nodes(node_factory, 1) as (other,):
+            (mine,) = await node.claim_due(T0, 10, T0 + LEASE)
             assert await other.claim_due(T0 + 1, 10, T0 + LEASE) == []
             await other.renew_leases([mine.id], T0 + 1000)  # not its lease: nothing happens
             (taken_over,) = await other.claim_due(T0 + LEASE + 1, 10, T0 + 2 * LEASE)  # the first node died
             assert taken_over.id == mine.id
-            await storage.renew_leases([mine.id], T0 + 1000)  # the first node's lease is gone
-            assert await storage.claim_due(T0 + 2 * LEASE + 1, 10, T0 + 3 * LEASE) != []
+            await node.renew_leases([mine.id], T0 + 1000)  # the first node's lease is gone
+            assert await node.claim_due(T0 + 2 * LEASE + 1, 10, T0 + 3 * LEASE) != []
 
     runner.run(test())
 
 
 def test_nodes_share_the_meta_inbox_without_taking_a_post_twice(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
 
     async def test() -> None:
         for i in range(4):
-            await storage.insert_meta_inbox(f"post {i}".encode(), T0 + i)
-        async with other_nodes(storage_factory, 1) as (other,):
-            async with storage.meta_inbox(2) as mine:
+            await node.insert_meta_inbox(f"post {i}".encode(), T0 + i)
+        async with other_nodes(node_factory, 1) as (other,):
+            async with node.meta_inbox(2) as mine:
                 async with other.meta_inbox(10) as theirs:  # the held posts are skipped, not waited for
                     assert [p.body for p in theirs] == [b"post 2", b"post 3"]
                     for post in theirs:
@@ -1645,44 +1635,42 @@ def test_nodes_share_the_meta_inbox_without_taking_a_post_twice(
 
 
 def test_a_named_lock_excludes_the_other_nodes(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
 
     async def test() -> None:
         order: list[str] = []
-        async with other_nodes(storage_factory, 1) as (other,):
+        async with other_nodes(node_factory, 1) as (other,):
 
             async def second() -> None:
                 async with other.lock("seed"):
                     order.append("second node in")
 
-            async with storage.lock("seed"):
+            async with node.lock("seed"):
                 waiting = asyncio.ensure_future(second())
                 async with other.lock("another name"):  # other names are not held up
                     pass
                 for _ in range(20):  # round trips in which the second node could (wrongly) get in
-                    await storage.get_value("x")
+                    await node.get_value("x")
                 order.append("first node out")
             await asyncio.wait_for(waiting, 10.0)
             assert order == ["first node out", "second node in"]
-            async with storage.lock("seed"):  # released by the second node too
+            async with node.lock("seed"):  # released by the second node too
                 pass
 
     runner.run(test())
 
 
 def test_other_nodes_are_told_of_due_work_and_configuration_changes(
-    backend: str, storage: Storage, storage_factory: StorageFactory, runner: asyncio.Runner
+    node: Storage, node_factory: StorageFactory, runner: asyncio.Runner
 ) -> None:
-    shared_only(backend)
 
     async def test() -> None:
         due, config = asyncio.Event(), asyncio.Event()
-        storage.listen(due.set, config.set)
-        channel = await make_channel(storage)
-        main = await make_destination(storage, channel)
-        async with other_nodes(storage_factory, 1) as (other,):
+        node.listen(due.set, config.set)
+        channel = await make_channel(node)
+        main = await make_destination(node, channel)
+        async with other_nodes(node_factory, 1) as (other,):
             await signalled(config, lambda: other.set_value("warm-up", "1"))  # the listener is live now
             due.clear()
             config.clear()

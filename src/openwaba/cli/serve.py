@@ -3,8 +3,10 @@ only here, so every other command starts fast and works on a `[cli]` install."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import shlex
 import socket
 from pathlib import Path
@@ -16,6 +18,9 @@ from openwaba.cli import output
 from openwaba.domain.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
+    import uvicorn
+    from starlette.applications import Starlette
+
     from openwaba.config import Settings
     from openwaba.gateway import Gateway
 
@@ -34,6 +39,14 @@ def serve(
         str | None,
         typer.Option(help="postgresql://… to share one database between nodes (env OPENWABA_DATABASE_URL)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            envvar="OPENWABA_WORKERS",
+            help="Processes sharing the port and the database (env OPENWABA_WORKERS, default 1).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the gateway (SQLite in the data directory, or PostgreSQL; sandbox connector)."""
     try:
@@ -51,19 +64,13 @@ def serve(
         )
     except ConfigError as exc:
         output.usage_error(str(exc))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _log_like(settings)
+    if workers > 1:
+        _serve_workers(settings, workers)
+        return
     gateway = Gateway(settings)
     application = create_app(settings, gateway, on_ready=lambda: print_summary(gateway))
-    config = uvicorn.Config(
-        application,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
+    config = _uvicorn_config(application, settings)
 
     class _Server(uvicorn.Server):
         """uvicorn waits for open responses before the lifespan shutdown: the console's
@@ -80,6 +87,90 @@ def serve(
         output.usage_error(str(exc))
     if not server.started:
         raise typer.Exit(1)
+
+
+def _serve_workers(settings: Settings, workers: int) -> None:
+    """N processes on one listening socket, sharing the database. This process
+    prepares the database once (schema, seed, stale leases), holds the data
+    directory's lock for as long as the workers run, and restarts a worker that dies
+    (uvicorn's supervisor). Each worker runs a whole gateway: HTTP, hand-over and
+    dispatcher; the database's leases keep any two from taking the same work."""
+    from uvicorn.supervisors import Multiprocess
+
+    from openwaba.gateway import Gateway
+    from openwaba.locks import hold_exclusively
+
+    if settings.clock == "manual":
+        output.usage_error(
+            "OPENWABA_CLOCK=manual needs one process: each worker would keep its own clock", "use --workers 1"
+        )
+    lock = None
+    if settings.database_url is None:
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = hold_exclusively(settings.database_path.with_suffix(".lock"))
+        if lock is None:
+            output.usage_error(f"{settings.data_dir} is in use by another openwaba process")
+    gateway = Gateway(settings, worker=True)
+    try:
+        asyncio.run(gateway.prepare())
+    except (ConfigError, StorageError) as exc:
+        output.usage_error(str(exc))
+    # The workers are started afresh (spawned): they read their settings from the
+    # environment, which must say what the options said.
+    os.environ.update(_environment(settings))
+    config = _uvicorn_config("openwaba.cli.serve:worker_app", settings, workers=workers)
+    sock = config.bind_socket()
+    print_summary(gateway)
+    output.out().print(f"  workers        : {workers} processes", highlight=False)
+    Multiprocess(config, sockets=[sock]).run()
+    if lock is not None:
+        os.close(lock)
+
+
+def worker_app() -> Starlette:
+    """The application of one worker process (`--workers N`); uvicorn calls it in the worker."""
+    from openwaba.config import Settings
+    from openwaba.gateway import Gateway
+    from openwaba.http.app import create_app
+
+    settings = Settings.from_env()
+    _log_like(settings)
+    return create_app(settings, Gateway(settings, worker=True))
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "OPENWABA_HOST": settings.host,
+        "OPENWABA_PORT": str(settings.port),
+        "OPENWABA_DATA_DIR": str(settings.data_dir),
+    }
+    if settings.database_url is not None:
+        env["OPENWABA_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def _uvicorn_config(app: object, settings: Settings, workers: int = 1) -> uvicorn.Config:
+    import uvicorn
+
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]  # an ASGI application or, for workers, its factory's import string
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        workers=workers,
+        factory=workers > 1,
+        # A worker cannot end the console's event streams before uvicorn waits for
+        # open responses (one process can, see serve()): they are cut after this long.
+        timeout_graceful_shutdown=5 if workers > 1 else None,
+    )
+
+
+def _log_like(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def migrate(

@@ -8,7 +8,7 @@ allows. Memory is one float per sender; no timers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 THROUGHPUT_DEFAULT = 80.0  # messages per second per business number (Meta's default tier)
@@ -51,15 +51,26 @@ class Buckets:
     def admit(self, buckets: Sequence[tuple[str, Rate]], now: float) -> tuple[int, float] | None:
         """Count one message against every bucket, all or nothing. None when
         admitted; else the index of the first bucket over its limit and its due time."""
-        dues: list[float] = []
-        for index, (key, rate) in enumerate(buckets):
-            current = self._due.get(key)
-            due = rate.admit(current, now)
-            if due is None:
-                return index, current if current is not None else now
-            dues.append(due)
-        for (key, _), due in zip(buckets, dues):
-            self._due[key] = due
+        refused, dues = admit_all(buckets, self._due, now)
+        if refused is not None:
+            return refused
+        self._due.update(dues)
         if len(self._due) > self._prune_at:
             self._due = {k: due for k, due in self._due.items() if due > now}
         return None
+
+
+def admit_all(
+    buckets: Sequence[tuple[str, Rate]], dues: Mapping[str, float], now: float
+) -> tuple[tuple[int, float] | None, dict[str, float]]:
+    """Count one message against every bucket, all or nothing, given the buckets'
+    current due times: (None, the new due times) when admitted, else the index of
+    the first bucket over its limit and its due time (and nothing to store)."""
+    new: dict[str, float] = {}
+    for index, (key, rate) in enumerate(buckets):
+        current = dues.get(key)
+        due = rate.admit(current, now)
+        if due is None:
+            return (index, current if current is not None else now), {}
+        new[key] = due
+    return None, new

@@ -6,17 +6,28 @@ transaction (each inside its own SAVEPOINT, so one failing operation does not
 undo the others), commits once with `synchronous=FULL`, and only then resolves
 the callers' futures. Under load, hundreds of requests share one fsync; at rest,
 an operation commits alone with no added delay.
+
+A file normally belongs to one process. `shared=True` is for the worker processes
+of one `openwaba serve --workers N`: each has its own connection and writer thread,
+and SQLite's file lock takes their transactions one at a time. The parent process
+holds the directory's lock and has released stale leases before the workers start;
+a configuration counter moved by triggers tells the workers to drop their caches,
+rate-limit counters live in the file, and named locks are file locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import logging
 import os
 import queue
 import sqlite3
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,7 +45,7 @@ from openwaba.domain.deliveries import (
     DueDelivery,
 )
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
-from openwaba.domain.throttle import Buckets, Rate
+from openwaba.domain.throttle import Buckets, Rate, admit_all
 from openwaba.locks import hold_exclusively
 from openwaba.storage import mapping
 from openwaba.storage.base import (
@@ -55,27 +66,39 @@ from openwaba.storage.queries import load_migrations, load_queries
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 
+log = logging.getLogger("openwaba.storage")
+
 _BATCH_LIMIT = 512
+_GENERATION = "config.generation"
+_BUSY_TIMEOUT = 5.0  # seconds a worker waits for another's transaction before it reports an error
+_INBOX_HOLD = 120.0  # seconds a Meta post stays taken by a process that does not put it back
 # The final attempt is scheduled at the horizon itself; it may be claimed this
 # much later (dispatcher wake-up latency) and still count as on time.
 _LATE_GRACE = 1.0
 _Q = load_queries("sqlite")
+_POLL = 0.1  # seconds: how often a shared file's workers look for each other's changes
 
 
 class SQLiteStorage(Storage):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, shared: bool = False) -> None:
         self._path = path
+        self._shared = shared
+        self._owner = uuid.uuid4().hex  # whose leases: workers sharing the file renew only their own
         self._jobs: queue.SimpleQueue[tuple[Operation, asyncio.Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock_file: int | None = None
         self._buckets = Buckets()
         self._migrated: list[int] = []
+        self._on_due: Callable[[], None] = _nothing
+        self._on_config: Callable[[], None] = _nothing
+        self._poller: asyncio.Task[None] | None = None
 
     # lifecycle ---------------------------------------------------------------
     async def open(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_exclusively(self._path.with_suffix(".lock"))
+        if not self._shared:
+            self._lock_file = _lock_exclusively(self._path.with_suffix(".lock"))
         self._jobs = queue.SimpleQueue()
         self._loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = self._loop.create_future()
@@ -88,8 +111,15 @@ class SQLiteStorage(Storage):
         except StorageError:
             await self.close()
             raise
+        if self._shared:
+            self._poller = asyncio.create_task(self._poll(), name="sqlite-poll")
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
         self._loop = None  # from now on, _run() refuses work instead of queueing it forever
         if self._thread is not None:
             if self._thread.is_alive():
@@ -104,6 +134,7 @@ class SQLiteStorage(Storage):
         try:
             conn = _connect(self._path)
             self._migrated = _migrate(conn)
+            conn.execute("PRAGMA busy_timeout=0")  # from now on _begin() waits for the write lock
         except Exception as exc:  # start-up failure: report it to open()
             loop.call_soon_threadsafe(ready.set_exception, StorageError(f"cannot open {self._path}: {exc}"))
             return
@@ -119,10 +150,30 @@ class SQLiteStorage(Storage):
         return self._migrated
 
     def listen(self, on_due: Callable[[], None], on_config: Callable[[], None]) -> None:
-        """One process owns the file: nobody else changes anything."""
+        """Only called back when the file is shared: alone, nobody else changes anything."""
+        self._on_due = on_due
+        self._on_config = on_config
+
+    async def _poll(self) -> None:
+        """Forever, for a shared file: another worker's configuration change drops this
+        one's caches, and its new work may be due (a cheap claim finds out)."""
+        seen = await self.get_value(_GENERATION)
+        while True:
+            await asyncio.sleep(_POLL)
+            try:
+                generation = await self.get_value(_GENERATION)
+            except StorageError as exc:
+                log.warning("cannot read the configuration counter: %s", exc)
+                continue
+            if generation != seen:
+                seen = generation
+                self._on_config()
+            self._on_due()
 
     def lock(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return contextlib.nullcontext()  # one process owns the file
+        if not self._shared:
+            return contextlib.nullcontext()  # one process owns the file
+        return _file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"))
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         if self._loop is None:
@@ -325,7 +376,7 @@ class SQLiteStorage(Storage):
         def op(c: sqlite3.Connection) -> list[DueDelivery]:
             expired = c.execute(_Q["expire_overdue"], {"now": now, "limit_time": now - _LATE_GRACE}).fetchall()
             c.executemany(_Q["dead_letter_children_of"], expired)
-            params = {"now": now, "limit": limit, "lease_until": lease_until}
+            params = {"now": now, "limit": limit, "lease_until": lease_until, "owner": self._owner}
             ids = [delivery_id for (delivery_id,) in c.execute(_Q["claim_due"], params)]
             if not ids:
                 return []
@@ -342,7 +393,7 @@ class SQLiteStorage(Storage):
         await self._run(lambda c: c.execute(_Q["undefer_destination"], (now, destination_id, now)))
 
     async def renew_leases(self, delivery_ids: Sequence[int], lease_until: float) -> None:
-        params = (lease_until, json.dumps(list(delivery_ids)))
+        params = (lease_until, json.dumps(list(delivery_ids)), self._owner)
         await self._run(lambda c: c.execute(_Q["renew_leases"], params))
 
     async def next_due_at(self, now: float) -> float | None:
@@ -405,6 +456,7 @@ class SQLiteStorage(Storage):
         def op(c: sqlite3.Connection) -> None:
             c.execute(_Q["release_leases"])
             c.execute(_Q["release_handover_leases"])
+            c.execute(_Q["release_meta_inbox"])
 
         await self._run(op)
 
@@ -429,9 +481,20 @@ class SQLiteStorage(Storage):
         await self._run(lambda c: c.execute(_Q["update_channel_limits"], params))
 
     async def admit(self, buckets: Sequence[tuple[str, Rate]], now: float) -> tuple[int, float] | None:
-        # This process owns the file, so it is the only sender: the counters live
-        # in memory (a restart forgets them and only ever lets a little more through).
-        return self._buckets.admit(buckets, now)
+        if not self._shared:
+            # This process owns the file, so it is the only sender: the counters live
+            # in memory (a restart forgets them and only ever lets a little more through).
+            return self._buckets.admit(buckets, now)
+
+        def op(c: sqlite3.Connection) -> tuple[int, float] | None:
+            keys = [key for key, _ in buckets]
+            marks = ",".join("?" * len(keys))
+            dues = dict(c.execute(f"SELECT key, due FROM rate_buckets WHERE key IN ({marks})", keys).fetchall())
+            refused, new = admit_all(buckets, dues, now)
+            c.executemany(_Q["set_rate_bucket"], new.items())
+            return refused
+
+        return await self._run(op)
 
     # conversations ---------------------------------------------------------------
     async def last_inbound_at(self, channel_id: int, wa_id: str) -> float | None:
@@ -518,13 +581,24 @@ class SQLiteStorage(Storage):
 
     @contextlib.asynccontextmanager
     async def meta_inbox(self, limit: int) -> AsyncIterator[list[InboxPost]]:
-        # One process owns the file, and it reads its inbox from one task: nothing to hold.
-        rows = await self._run(lambda c: c.execute(_Q["select_meta_inbox"], (limit,)).fetchall())
-        posts = [InboxPost(row[0], bytes(row[1]), row[2]) for row in rows]
-        yield posts
-        done = [(post.id,) for post in posts if post.done]
-        if done:
-            await self._run(lambda c: c.executemany(_Q["delete_meta_inbox"], done))
+        # Posts are taken for a while, so workers sharing the file never take one twice;
+        # what is not done is put back (a killed process's posts come back after _INBOX_HOLD).
+        now = time.time()
+        params = {"now": now, "until": now + _INBOX_HOLD, "limit": limit}
+        rows = await self._run(lambda c: c.execute(_Q["take_meta_inbox"], params).fetchall())
+        posts = sorted((InboxPost(row[0], bytes(row[1]), row[2]) for row in rows), key=lambda post: post.id)
+        try:
+            yield posts
+        finally:
+            done = [(post.id,) for post in posts if post.done]
+            undone = [(post.id,) for post in posts if not post.done]
+
+            def op(c: sqlite3.Connection) -> None:
+                c.executemany(_Q["delete_meta_inbox"], done)
+                c.executemany(_Q["put_back_meta_inbox"], undone)
+
+            if posts:
+                await self._run(op)
 
     async def withdraw_event(self, event_id: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
@@ -538,7 +612,7 @@ def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Fu
     """Run queued operations in one transaction; each in a savepoint of its own."""
     outcomes: list[Outcome] = []
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        _begin(conn)
         for operation, future in batch:
             conn.execute("SAVEPOINT op")
             try:
@@ -558,12 +632,26 @@ def _run_batch(conn: sqlite3.Connection, batch: list[tuple[Operation, asyncio.Fu
     return outcomes
 
 
+def _begin(conn: sqlite3.Connection) -> None:
+    """Take the write lock. Workers sharing the file wait for each other here: by
+    polling every 0.2 ms rather than with SQLite's busy handler, whose sleeps grow
+    to 100 ms and let one busy writer starve the others."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.0002)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")  # durable before we answer; group commit pays for it
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
     return conn
 
 
@@ -575,6 +663,21 @@ def _migrate(conn: sqlite3.Connection) -> list[int]:
             conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
             applied.append(version)
     return applied
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    """Held across processes; waited for in a thread, so the event loop runs on."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _nothing() -> None:
+    pass
 
 
 def _lock_exclusively(path: Path) -> int:

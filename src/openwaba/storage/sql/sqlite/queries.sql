@@ -102,7 +102,8 @@ UPDATE messages SET handover_lease = NULL WHERE dispatched = 0 AND handover_leas
 
 -- name: renew_leases
 UPDATE deliveries SET lease_until = ?
-WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' AND lease_until IS NOT NULL;
+WHERE id IN (SELECT value FROM json_each(?)) AND state = 'pending' AND lease_until IS NOT NULL
+  AND lease_owner = ?;
 
 -- name: update_message_status
 -- A status event: its time is kept (the conversation shows it once it has happened), and the
@@ -127,7 +128,7 @@ FROM destinations WHERE id = :destination_id AND removed = 0 AND disabled = 0
 RETURNING id;
 
 -- name: claim_due
-UPDATE deliveries SET lease_until = :lease_until
+UPDATE deliveries SET lease_until = :lease_until, lease_owner = :owner
 WHERE id IN (
     SELECT d.id FROM deliveries d JOIN destinations t ON t.id = d.destination_id
     WHERE d.state = 'pending' AND d.next_attempt_at <= :now
@@ -373,9 +374,22 @@ UPDATE channels SET connector = ? WHERE id = ?;
 -- name: insert_meta_inbox
 INSERT INTO meta_inbox (received_at, body) VALUES (?, ?);
 
--- name: select_meta_inbox
-SELECT id, body, received_at FROM meta_inbox ORDER BY id LIMIT ?;
+-- name: take_meta_inbox
+UPDATE meta_inbox SET taken_until = :until
+WHERE id IN (
+    SELECT id FROM meta_inbox WHERE taken_until IS NULL OR taken_until < :now ORDER BY id LIMIT :limit
+)
+RETURNING id, body, received_at;
+
+-- name: put_back_meta_inbox
+UPDATE meta_inbox SET taken_until = NULL WHERE id = ?;
+
+-- name: release_meta_inbox
+UPDATE meta_inbox SET taken_until = NULL WHERE taken_until IS NOT NULL;
 
 -- name: delete_meta_inbox
 DELETE FROM meta_inbox WHERE id = ?;
 
+
+-- name: set_rate_bucket
+INSERT INTO rate_buckets (key, due) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET due = excluded.due;
