@@ -51,6 +51,10 @@ ROOT = BENCH.parent
 HOST = "127.0.0.1"
 API_KEY = "bench-run-key"
 NON_USER = "15559990000"  # not a simulated user: the sandbox answers with one `failed` status (131026)
+FIRST_USER = "15551230001"  # the first simulated user a fresh openwaba seeds (its window is open)
+# (a) runs openwaba as one process and as two workers, side by side
+A_VARIANTS = (("openwaba", {}), ("openwaba, 2 workers", {"OPENWABA_WORKERS": "2"}))
+QUIET_SANDBOX = {"OPENWABA_SANDBOX_STATUSES": "false"}  # (a): status simulation off
 USERS = [f"1555200{i:04d}" for i in range(256)]  # simulated users for (b)-(e): 256 conversations
 PRISM_PACKAGE = "@stoplight/prism-cli@5.14.2"
 WARMUP_S = 3.0
@@ -271,6 +275,10 @@ class Openwaba(Server):
         if self.database_url is not None:
             env["OPENWABA_DATABASE_URL"] = self.database_url
         return env
+
+    def gateway_pids(self) -> list[int]:
+        """The serving process first, then (with OPENWABA_WORKERS) its workers: CPU and RSS count them all."""
+        return [self.pid, *(pid for pid in self.pids() if pid != self.pid)]
 
     def ready(self) -> bool:
         try:
@@ -759,7 +767,7 @@ def _cpu_cell(name: str, total: float, main: float) -> str:
 
 def scenario_a(ctx: Context) -> Section:
     section = Section("a", "(a) Send path: `POST /messages`, wrk -t2 -c64, side by side with Prism and nginx")
-    body = body_file(ctx.workdir, NON_USER)
+    body = body_file(ctx.workdir, FIRST_USER)
     d = ctx.duration
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
     others: list[Server] = []
@@ -785,32 +793,8 @@ def scenario_a(ctx: Context) -> Section:
             log(f"(a) {server.name} answers after {secs:.1f} s; warm-up {WARMUP_S:g} s")
             wrk(server.url + "/messages", body, WARMUP_S)
         for run in range(1, ctx.runs + 1):
-            with Openwaba(ctx.workdir) as ow:
-                wrk(ow.url + "/messages", body, WARMUP_S)
-                wait_quiet(f"(a) run {run} openwaba")
-                with Meter([ow.pid]) as meter:
-                    result = wrk(ow.url + "/messages", body, d)
-                rows["openwaba"].append(result | _meter_fields(meter))
-                log(
-                    f"(a) run {run} openwaba: {result['ok_rps']:,.0f} req/s, p99 {result['p99_ms']:.1f} ms, "
-                    f"CPU {meter.pct:.0f} %, other load {meter.other_pct:.0f} %"
-                )
-                if run == ctx.runs and ctx.profile != "never":
-                    rps, p99 = (
-                        med([r["ok_rps"] for r in rows["openwaba"]]),
-                        med([r["p99_ms"] for r in rows["openwaba"]]),
-                    )
-                    if ctx.profile == "always" or rps < TARGETS["a_rps"] or p99 >= TARGETS["a_p99_ms"]:
-                        raw = ctx.workdir / "profile-a.txt"
-                        spy = run_profiled(ow.pid, d - 1, raw)
-                        profiled = wrk(ow.url + "/messages", body, d)
-                        if spy is not None:
-                            spy.wait(timeout=60)
-                            if raw.exists():
-                                ctx.profiles["a"] = profile_summary(raw, d - 1, 200) | {
-                                    "raw": str(raw),
-                                    "rps": profiled["ok_rps"],
-                                }
+            for label, variant in A_VARIANTS:
+                _send_path_run(ctx, rows, run, label, QUIET_SANDBOX | variant, body)
             for server in started:
                 wait_quiet(f"(a) run {run} {server.name}")
                 with Meter(server.pids()) as meter:
@@ -867,10 +851,11 @@ def scenario_a(ctx: Context) -> Section:
         )
     section.say(
         f"`timeout {int(d + 30)} wrk -t2 -c64 -d{d:g}s --latency -s bench/post.lua <url>/messages -- <key> <body>`, "
-        f"the ≈600-byte text message of perf-baseline.md to `{NON_USER}` (not a simulated user: the sandbox "
-        "answers with one `failed` status, 131026, per message, stored as an event with no delivery since no "
-        "webhook is set; openwaba has no setting that switches the status simulation off). Rows are interleaved "
-        f"(openwaba, Prism, nginx, then again), a fresh openwaba (new data directory) per run, a {WARMUP_S:g} s "
+        f"the ≈600-byte text message of perf-baseline.md to the simulated user `{FIRST_USER}`, with the "
+        "sandbox's status simulation off (`OPENWABA_SANDBOX_STATUSES=false`: each message is validated, "
+        "committed, answered and handed over, and no status follows). openwaba runs as one process and as two "
+        "(`--workers 2`, one port, one SQLite file). Rows are interleaved (openwaba, openwaba ×2, Prism, "
+        f"nginx, then again), a fresh openwaba (new data directory) per run, a {WARMUP_S:g} s "
         "wrk warm-up before each measured openwaba run and once per other server. req/s counts answers below "
         "400 only; errors = wrk's connect+read+write+timeout+status (≥400) counters. CPU = utime+stime of the "
         "server's process group over the run (100 % = one core; for openwaba split as event-loop thread + other "
@@ -893,13 +878,15 @@ def scenario_a(ctx: Context) -> Section:
         ],
         table,
     )
-    ow = medians.get("openwaba")
-    if ow:
+    for label, _ in A_VARIANTS:
+        ow = medians.get(label)
+        if not ow:
+            continue
         ratios = []
         for other in ("prism", "nginx"):
             if other in medians and medians[other]["ok_rps"] > 0:
                 ratios.append(
-                    f"openwaba/{other} = **{ow['ok_rps'] / medians[other]['ok_rps']:.3g}×** req/s "
+                    f"{label}/{other} = **{ow['ok_rps'] / medians[other]['ok_rps']:.3g}×** req/s "
                     f"(p99 {ow['p99_ms']:.1f} vs {medians[other]['p99_ms']:.1f} ms)"
                 )
         if ratios:
@@ -907,7 +894,7 @@ def scenario_a(ctx: Context) -> Section:
             section.say()
         section.targets.append(
             (
-                "(a) accepted sends/s at 64 connections",
+                f"(a) accepted sends/s at 64 connections ({label})",
                 f"≥ {fmt(TARGETS['a_rps'])}",
                 fmt(ow["ok_rps"]),
                 verdict(ow["ok_rps"], TARGETS["a_rps"], True),
@@ -915,13 +902,46 @@ def scenario_a(ctx: Context) -> Section:
         )
         section.targets.append(
             (
-                "(a) p99 at 64 connections",
+                f"(a) p99 at 64 connections ({label})",
                 f"< {TARGETS['a_p99_ms']:g} ms",
                 f"{ow['p99_ms']:.1f} ms",
                 verdict(ow["p99_ms"], TARGETS["a_p99_ms"], False),
             )
         )
     return section
+
+
+def _send_path_run(
+    ctx: Context, rows: dict[str, list[dict[str, Any]]], run: int, label: str, env: dict[str, str], body: Path
+) -> None:
+    """One measured wrk run against a fresh openwaba (after a warm-up)."""
+    d = ctx.duration
+    with Openwaba(ctx.workdir, extra_env=env) as ow:
+        wrk(ow.url + "/messages", body, WARMUP_S)
+        wait_quiet(f"(a) run {run} {label}")
+        with Meter(ow.gateway_pids()) as meter:
+            result = wrk(ow.url + "/messages", body, d)
+        rows[label].append(result | _meter_fields(meter))
+        log(
+            f"(a) run {run} {label}: {result['ok_rps']:,.0f} req/s, p99 {result['p99_ms']:.1f} ms, "
+            f"CPU {meter.pct:.0f} %, other load {meter.other_pct:.0f} %"
+        )
+        if run == ctx.runs and label == "openwaba" and ctx.profile != "never":
+            rps, p99 = (
+                med([r["ok_rps"] for r in rows[label]]),
+                med([r["p99_ms"] for r in rows[label]]),
+            )
+            if ctx.profile == "always" or rps < TARGETS["a_rps"] or p99 >= TARGETS["a_p99_ms"]:
+                raw = ctx.workdir / "profile-a.txt"
+                spy = run_profiled(ow.pid, d - 1, raw)
+                profiled = wrk(ow.url + "/messages", body, d)
+                if spy is not None:
+                    spy.wait(timeout=60)
+                    if raw.exists():
+                        ctx.profiles["a"] = profile_summary(raw, d - 1, 200) | {
+                            "raw": str(raw),
+                            "rps": profiled["ok_rps"],
+                        }
 
 
 @dataclass
@@ -982,7 +1002,7 @@ def webhook_flow(
         spy = None
         if profile_as:
             spy = run_profiled(ow.pid, ctx.duration - 1, ctx.workdir / f"profile-{profile_as}.txt")
-        with Meter([ow.pid], also=[receiver.pid]) as meter:
+        with Meter(ow.gateway_pids(), also=[receiver.pid]) as meter:
             process, out = loadgen(ctx.workdir, ow.url, mode, rate, ctx.duration, USERS)
             while True:  # reap it ourselves to get its rusage
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)

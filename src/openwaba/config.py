@@ -37,6 +37,8 @@ class Settings:
     sandbox_users: tuple[str, ...] = ()
     # seconds after acceptance at which the sandbox reports sent, delivered, read
     sandbox_status_delays: tuple[float, float, float] = (0.0, 0.05, 0.1)
+    # false: the sandbox accepts messages and reports nothing about them (load tests of the send path)
+    sandbox_statuses: bool = True
     # the sandbox's template review: decided this many seconds after creation;
     # names matching the pattern are rejected (as are bodies that start or end with a variable)
     sandbox_template_review_seconds: float = 2.0
@@ -169,6 +171,7 @@ _CONVERTERS: dict[str, Callable[[str], object]] = {
     "sandbox_phone_number": str,
     "sandbox_users": _csv,
     "sandbox_status_delays": _three_delays,
+    "sandbox_statuses": _boolean,
     "sandbox_template_review_seconds": float,
     "sandbox_template_reject": str,
     "sandbox_scenario": Path,

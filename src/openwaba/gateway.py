@@ -89,6 +89,7 @@ class Gateway:
             self.media,
             self.templates,
             self.scenarios,
+            settings.sandbox_statuses,
         )
         graph = GraphSettings(
             settings.meta_graph_url, settings.meta_api_version, settings.meta_timeout, settings.meta_retry_delays

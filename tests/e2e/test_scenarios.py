@@ -176,6 +176,20 @@ def test_dropped_statuses_never_come(server: ServerFactory, receiver: Receiver) 
         assert arrived(receiver, wamids[case]) == expected, case
 
 
+def test_with_statuses_off_the_sandbox_takes_messages_and_reports_nothing(
+    server: ServerFactory, receiver: Receiver
+) -> None:
+    srv = hooked(server, receiver, {"OPENWABA_SANDBOX_STATUSES": "false"})
+    sent = [srv.send_text(user, "quiet") for user in (ALICE, "15559990000")]  # a user, and not a user
+    srv.advance_clock(DAY)
+    hello = srv.user_says(ALICE, "still there?")  # the webhook works: inbound messages come
+    receiver.wait_for_count(lambda r: r.message is not None and r.message["id"] == hello, 1, what="the inbound")
+    assert [r.short() for r in receiver.requests if r.status is not None] == []
+    wait_until(lambda: all(row["dispatched"] for row in srv.query(
+        "SELECT dispatched FROM messages WHERE direction = 'out'")), what="the messages handed over")
+    assert {row["wamid"] for row in srv.query("SELECT wamid FROM messages WHERE direction = 'out'")} == set(sent)
+
+
 # --- 3. out of order ----------------------------------------------------------------------------------
 
 

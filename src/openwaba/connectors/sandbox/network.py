@@ -65,7 +65,9 @@ class SandboxConnector(Connector):
         media: Media,
         templates: Templates,
         scenarios: Scenarios,
+        statuses: bool = True,
     ):
+        self._statuses = statuses  # False: messages are taken and nothing is reported about them
         self._scenarios = scenarios
         self._storage = storage
         self._sink = sink
@@ -117,6 +119,8 @@ class SandboxConnector(Connector):
     async def send(self, channel: Channel, queued: QueuedMessage) -> None:
         message = queued.message
         self._typing_until.pop((channel.id, message.wa_id), None)  # replying ends "typing…"
+        if not self._statuses:
+            return
         user = (await self.users(channel)).get(message.wa_id)
         last = await self._last_inbound_at(channel, user.wa_id, queued.created_at) if user else None
         in_window = last is not None and queued.created_at - last <= WINDOW
