@@ -69,3 +69,12 @@ def pg_url(pg_cluster: Cluster, pg_template: str) -> Iterator[str]:
 def pg_empty_url(pg_cluster: Cluster) -> Iterator[str]:
     """The URL of a fresh, empty database (no migrations applied): for tests of the migrations themselves."""
     yield from _fresh_database(pg_cluster, "template0")
+
+
+# Each test's reports by phase (`item.rep_setup`, `item.rep_call`), so fixtures can tell
+# at teardown whether their test failed and print what they hold.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

@@ -19,7 +19,7 @@ from openwaba.connectors.base import Connector
 from openwaba.connectors.meta import GraphSettings, MetaConnector
 from openwaba.connectors.sandbox import SandboxConnector
 from openwaba.domain.accounts import Channel, MetaLink
-from openwaba.domain.deliveries import DueDelivery
+from openwaba.domain.deliveries import DueDelivery, conversation_of
 from openwaba.domain.errors import StateError
 from openwaba.services.accounts import Accounts, SandboxSeed
 from openwaba.services.changes import Changes
@@ -181,15 +181,15 @@ class Gateway:
         """Tell the console what changed, when it takes effect (statuses are dated ahead)."""
         now = self.clock.now()
         for event in events:
-            wa_id = event.order_key.partition(":")[2] or None
+            _, wa_id = conversation_of(event.order_key)
             if event.kind in ("message", "status"):
                 self.changes.notify_later(event.created_at - now, event.channel_id, "messages", wa_id)
             self.changes.notify_later(event.created_at - now, event.channel_id, "deliveries")
 
     def _attempted(self, delivery: DueDelivery) -> None:
-        channel_id = delivery.order_key.partition(":")[0]
-        if channel_id.isdigit():
-            self.changes.notify(int(channel_id), "deliveries")
+        channel_id, _ = conversation_of(delivery.order_key)
+        if channel_id is not None:
+            self.changes.notify(channel_id, "deliveries")
 
     def _clock_moved(self) -> None:
         self.changes.notify_all("messages")  # statuses dated in the skipped time are due now

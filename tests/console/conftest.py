@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from e2e.conftest import DEFAULT_ENV
+from e2e.conftest import DEFAULT_ENV, failed, receiver  # noqa: F401  (receiver: the e2e fixture, shared)
 from e2e.routing_support import PARTNER_ENV
 from e2e.support import Server, ServerFactory
 
@@ -30,18 +30,6 @@ DESKTOP = (1280, 900)
 PHONE = (390, 844)
 CHROMIUM = ("/usr/bin/chromium", "chromium", "chromium-browser")
 CHROMEDRIVER = ("/usr/bin/chromedriver", "chromedriver")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
-def failed(request: pytest.FixtureRequest) -> bool:
-    return any(getattr(request.node, f"rep_{when}", None) is not None
-               and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ the main views are written to test-output/screenshots/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def ui(page: WebDriver, console_server: Server) -> Console:
     return Console(page, console_server)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    rec.start()
-    try:
-        yield rec
-    finally:
-        rec.stop()
 
 
 def inbound(receiver: Receiver, check: Any, what: str) -> Received:

@@ -24,14 +24,8 @@ DEFAULT_ENV: dict[str, str | None] = {
 }
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
-def _failed(request: pytest.FixtureRequest) -> bool:
+def failed(request: pytest.FixtureRequest) -> bool:
+    """Whether the test's set-up or call failed (tests/conftest.py records the reports)."""
     return any(getattr(request.node, f"rep_{when}", None) is not None
                and getattr(request.node, f"rep_{when}").failed for when in ("setup", "call"))
 
@@ -57,7 +51,7 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerFac
         yield factory
     finally:
         factory.close()
-        if _failed(request):
+        if failed(request):
             print(factory.report())
 
 
@@ -92,7 +86,7 @@ def receiver(request: pytest.FixtureRequest) -> Iterator[Receiver]:
         yield rec
     finally:
         rec.stop()
-        if _failed(request):
+        if failed(request):
             print(rec.describe())
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openwaba.domain import ids
+from openwaba.domain.deliveries import conversation_of, order_key
 
 _CROCKFORD = set("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
@@ -122,3 +123,8 @@ def test_base32_130_is_crockford_digits_most_significant_first(value: int) -> No
     alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
     expected = "".join(alphabet[(value >> (5 * (25 - i))) & 31] for i in range(26))
     assert ids.base32_130(value) == expected
+
+
+@given(st.integers(min_value=1, max_value=2**40), st.one_of(st.none(), st.text(alphabet="0123456789", min_size=1)))
+def test_an_order_key_names_its_conversation(channel_id: int, wa_id: str | None) -> None:
+    assert conversation_of(order_key(channel_id, wa_id)) == (channel_id, wa_id)

@@ -28,6 +28,17 @@ class Destination:
     fifo: bool = False  # a conversation's events strictly in order, each waiting for the previous
 
 
+def order_key(channel_id: int, wa_id: str | None) -> str:
+    """What keeps a conversation's deliveries in order: the channel and the user."""
+    return f"{channel_id}:{wa_id or ''}"
+
+
+def conversation_of(key: str) -> tuple[int | None, str | None]:
+    """The (channel id, wa_id) an order key was made of (None where it names none)."""
+    channel_id, _, wa_id = key.partition(":")
+    return (int(channel_id) if channel_id.isdigit() else None), (wa_id or None)
+
+
 @dataclass(frozen=True, slots=True)
 class DueDelivery:
     """A delivery claimed for an attempt, with everything needed to make it."""

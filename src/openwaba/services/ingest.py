@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from openwaba.domain import ids
+from openwaba.domain.deliveries import order_key
 from openwaba.domain.errors import NotFoundError
 from openwaba.domain.payloads import EventItem, render, split_notification
 from openwaba.services.accounts import Accounts
@@ -95,7 +96,7 @@ class Ingest:
             body=render(channel.format.value, channel.waba_id, item.value, item.field),
             fanout=await self._webhooks.fan_out(channel),
             deadline=at + (await self._webhooks.retry_horizon(channel) or self._default_horizon),
-            order_key=f"{channel.id}:{item.wa_id or ''}",
+            order_key=order_key(channel.id, item.wa_id),
             message_status=status,
             injected=injected,
         )

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from openwaba import locks
 from openwaba.batches import Outcome, next_batch, settle
 from openwaba.domain.accounts import Channel, ChannelFormat, ChannelMode, MetaLink, SandboxUser, Waba
 from openwaba.domain.deliveries import (
@@ -46,7 +46,6 @@ from openwaba.domain.deliveries import (
 )
 from openwaba.domain.errors import ConfigError, ConflictError, StorageError
 from openwaba.domain.throttle import Buckets, Rate, admit_all
-from openwaba.locks import hold_exclusively
 from openwaba.storage import mapping
 from openwaba.storage.base import (
     ApiKeyInfo,
@@ -173,7 +172,7 @@ class SQLiteStorage(Storage):
     def lock(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         if not self._shared:
             return contextlib.nullcontext()  # one process owns the file
-        return _file_lock(self._path.with_name(f"{self._path.name}.{name}.lock"))
+        return locks.held(self._path.with_name(f"{self._path.name}.{name}.lock"))
 
     async def _run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         if self._loop is None:
@@ -487,9 +486,8 @@ class SQLiteStorage(Storage):
             return self._buckets.admit(buckets, now)
 
         def op(c: sqlite3.Connection) -> tuple[int, float] | None:
-            keys = [key for key, _ in buckets]
-            marks = ",".join("?" * len(keys))
-            dues = dict(c.execute(f"SELECT key, due FROM rate_buckets WHERE key IN ({marks})", keys).fetchall())
+            keys = json.dumps([key for key, _ in buckets])
+            dues = dict(c.execute(_Q["select_rate_buckets"], (keys,)).fetchall())
             refused, new = admit_all(buckets, dues, now)
             c.executemany(_Q["set_rate_bucket"], new.items())
             return refused
@@ -665,24 +663,13 @@ def _migrate(conn: sqlite3.Connection) -> list[int]:
     return applied
 
 
-@contextlib.asynccontextmanager
-async def _file_lock(path: Path) -> AsyncIterator[None]:
-    """Held across processes; waited for in a thread, so the event loop runs on."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        await asyncio.get_running_loop().run_in_executor(None, fcntl.flock, fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
 def _nothing() -> None:
     pass
 
 
 def _lock_exclusively(path: Path) -> int:
     """A data directory belongs to one openwaba process; refuse a second one clearly."""
-    fd = hold_exclusively(path)
+    fd = locks.hold_exclusively(path)
     if fd is None:
         raise ConfigError(f"{path.parent} is in use by another openwaba process")
     return fd

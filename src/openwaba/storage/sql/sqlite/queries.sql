@@ -391,5 +391,8 @@ UPDATE meta_inbox SET taken_until = NULL WHERE taken_until IS NOT NULL;
 DELETE FROM meta_inbox WHERE id = ?;
 
 
+-- name: select_rate_buckets
+SELECT key, due FROM rate_buckets WHERE key IN (SELECT value FROM json_each(?));
+
 -- name: set_rate_bucket
 INSERT INTO rate_buckets (key, due) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET due = excluded.due;
